@@ -1,0 +1,242 @@
+r"""Builds the key-frame/danmaku dataset from videos and Bilibili XML.
+
+  python -m ega_jax.data.build --videos=DIR --danmaku=DIR --out=DIR
+
+Videos and XML files are matched by file stem (``abc.mp4`` <-> ``abc.xml``);
+an optional ``abc.scenes.json`` beside the XML gives ground-truth scene labels.
+Per video: decode at 1 fps -> SCD -> affinity propagation -> align danmaku ->
+one record per key frame. Writes to --out:
+
+  train.tfrecord-0000i-of-0000N, test.tfrecord-...  (80/20 by key frame)
+  vocab.json      character vocabulary of the train comments
+  summary.json    counts, drop reasons, skipped files (written last: its
+                  presence means the build finished)
+
+A file that cannot be read is reported (file and problem), skipped and
+counted; the rest is still built. Exit status: 0 when nothing was skipped,
+2 when some inputs were skipped, 1 when nothing could be built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Callable
+
+import numpy as np
+
+from ega_jax.data import controlled_world
+from ega_jax.data import danmaku_xml
+from ega_jax.data import keyframes as kf
+from ega_jax.data import records as rec
+from ega_jax.data import video as vid
+from ega_jax.data.vocab import CharVocab
+
+EXIT_OK, EXIT_FAILED, EXIT_SKIPPED = 0, 1, 2
+
+
+@dataclasses.dataclass
+class BuildConfig:
+    videos: str = ""
+    danmaku: str = ""
+    out: str = ""
+    image_size: int = 64          # key frames are stored as image_size x image_size JPEG
+    num_shards: int = 4
+    train_fraction: float = 0.8
+    min_comments: int = 1         # key frames with fewer comments are not written
+    vocab_min_count: int = 2
+    max_seconds: int = 0          # 0: whole videos
+    keyframes: kf.KeyframeConfig = dataclasses.field(default_factory=kf.KeyframeConfig)
+    cleaning: danmaku_xml.CleaningConfig = dataclasses.field(default_factory=danmaku_xml.CleaningConfig)
+
+    @classmethod
+    def from_dict(cls, d) -> "BuildConfig":
+        d = dict(d)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown data build settings: {sorted(unknown)}; known: {sorted(known)}")
+        d["keyframes"] = kf.KeyframeConfig(**dict(d.get("keyframes", {})))
+        d["cleaning"] = danmaku_xml.CleaningConfig(**dict(d.get("cleaning", {})))
+        return cls(**d)
+
+
+@dataclasses.dataclass
+class VideoStats:
+    frames: int = 0
+    keyframes: int = 0
+    keyframes_without_comments: int = 0
+    comments_seen: int = 0
+    comments_kept: int = 0
+    comments_outside_video: int = 0
+    ap_iterations: int = 0
+    ap_converged: bool = True
+
+
+def find_inputs(videos_dir: str, danmaku_dir: str):
+    """Returns ([(stem, video path, xml path or None)], [xml files with no video])."""
+    if not os.path.isdir(videos_dir):
+        raise FileNotFoundError(f"videos directory {videos_dir!r} does not exist")
+    if not os.path.isdir(danmaku_dir):
+        raise FileNotFoundError(f"danmaku directory {danmaku_dir!r} does not exist")
+    videos = sorted(f for f in os.listdir(videos_dir) if f.lower().endswith(vid.VIDEO_EXTENSIONS))
+    xmls = {os.path.splitext(f)[0]: os.path.join(danmaku_dir, f)
+            for f in os.listdir(danmaku_dir) if f.lower().endswith(".xml")}
+    pairs = []
+    for f in videos:
+        stem = os.path.splitext(f)[0]
+        pairs.append((stem, os.path.join(videos_dir, f), xmls.pop(stem, None)))
+    return pairs, sorted(xmls.values())
+
+
+def process_video(stem: str, video_path: str, xml_path: str, cfg: BuildConfig):
+    """One video -> (key frame records, VideoStats, drop Counter). Raises the readers' errors."""
+    parsed = danmaku_xml.parse_danmaku_file(xml_path, cfg.cleaning)
+    seconds, frames = vid.frames_at_each_second(
+        video_path, size=(cfg.image_size, cfg.image_size), max_seconds=cfg.max_seconds or None)
+    _, owner, ap_result = kf.select_keyframes(frames, seconds, cfg.keyframes)
+    keyframes, outside = kf.align_comments(parsed.comments, seconds, owner)
+    labels = controlled_world.read_scene_labels(os.path.splitext(xml_path)[0] + ".scenes.json")
+    stats = VideoStats(frames=len(frames), keyframes=len(keyframes), comments_seen=parsed.total,
+                       comments_outside_video=outside, ap_iterations=ap_result.iterations,
+                       ap_converged=ap_result.converged)
+    out = []
+    for k in keyframes:
+        if len(k.comments) < cfg.min_comments:
+            stats.keyframes_without_comments += 1
+            continue
+        stats.comments_kept += len(k.comments)
+        out.append(rec.KeyframeRecord(
+            video_id=stem, keyframe_second=k.second, image=frames[k.frame_index],
+            comments=[c.text for c in k.comments], comment_seconds=[c.time for c in k.comments],
+            cluster_seconds=[int(s) for s in k.member_seconds],
+            scene=labels[k.second] if labels and k.second < len(labels) else ""))
+    return out, stats, parsed.drops
+
+
+def build_dataset(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict:
+    """Builds the dataset under cfg.out; returns the summary (also written to summary.json)."""
+    if not cfg.out:
+        raise ValueError("an output directory (--out / data.out) is required")
+    start = time.time()
+    pairs, unmatched_xml = find_inputs(cfg.videos, cfg.danmaku)
+    if not pairs:
+        raise FileNotFoundError(f"no videos ({', '.join(vid.VIDEO_EXTENSIONS)}) in {cfg.videos!r}")
+    os.makedirs(cfg.out, exist_ok=True)
+    for path in unmatched_xml:
+        log(f"note: {path}: no video with this stem; not used")
+    records, skipped, drops, totals = [], [], {}, VideoStats()
+    for i, (stem, video_path, xml_path) in enumerate(pairs):
+        t0 = time.time()
+        try:
+            if xml_path is None:
+                raise danmaku_xml.DanmakuFormatError(video_path, f"no danmaku file {stem}.xml in {cfg.danmaku}")
+            got, stats, dropped = process_video(stem, video_path, xml_path, cfg)
+        except (danmaku_xml.DanmakuFormatError, vid.VideoDecodeError) as e:
+            log(f"[{i + 1}/{len(pairs)}] SKIPPED {e}")
+            skipped.append({"file": e.path, "problem": e.problem})
+            continue
+        records += got
+        for reason, n in dropped.items():
+            drops[reason] = drops.get(reason, 0) + n
+        for f in dataclasses.fields(VideoStats):
+            if f.name == "ap_converged":
+                totals.ap_converged &= stats.ap_converged
+            elif f.name == "ap_iterations":
+                totals.ap_iterations = max(totals.ap_iterations, stats.ap_iterations)
+            else:
+                setattr(totals, f.name, getattr(totals, f.name) + getattr(stats, f.name))
+        elapsed = time.time() - start
+        log(f"[{i + 1}/{len(pairs)}] {stem}: {stats.frames} s of video -> {stats.keyframes} key frames "
+            f"(AP {stats.ap_iterations} it{'' if stats.ap_converged else ', NOT converged'}), "
+            f"{stats.comments_kept}/{stats.comments_seen} comments kept, {time.time() - t0:.1f}s; "
+            f"eta {elapsed / (i + 1) * (len(pairs) - i - 1):.0f}s")
+    if not records:
+        raise RuntimeError(f"nothing could be built from {cfg.videos!r}: "
+                           f"{len(skipped)} of {len(pairs)} videos skipped, no key frame has comments")
+    records.sort(key=lambda r: (r.video_id, r.keyframe_second))
+    by_split = {s: [r for r in records if rec.split_of(r.key, cfg.train_fraction) == s] for s in rec.SPLITS}
+    for split, rs in by_split.items():
+        rec.write_shards(rs, cfg.out, split, cfg.num_shards)
+    vocab = CharVocab.build((c for r in by_split["train"] for c in r.comments), cfg.vocab_min_count)
+    vocab.save(os.path.join(cfg.out, "vocab.json"))
+    summary = {
+        "inputs": {"videos": cfg.videos, "danmaku": cfg.danmaku, "videos_found": len(pairs),
+                   "videos_built": len(pairs) - len(skipped), "skipped": skipped,
+                   "danmaku_without_video": unmatched_xml},
+        "frames": totals.frames,
+        "keyframes": {"total": totals.keyframes, "written": len(records),
+                      "dropped_too_few_comments": totals.keyframes_without_comments,
+                      **{s: len(rs) for s, rs in by_split.items()}},
+        "comments": {"seen": totals.comments_seen, "kept": totals.comments_kept,
+                     "outside_video": totals.comments_outside_video,
+                     "dropped": {r: drops.get(r, 0) for r in danmaku_xml.DROP_REASONS},
+                     **{s: sum(len(r.comments) for r in rs) for s, rs in by_split.items()}},
+        "affinity_propagation": {"max_iterations": totals.ap_iterations, "all_converged": totals.ap_converged},
+        "vocab_size": len(vocab),
+        "config": dataclasses.asdict(cfg),
+        "seconds": round(time.time() - start, 2),
+    }
+    with open(os.path.join(cfg.out, "summary.json.tmp"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, ensure_ascii=False, indent=1)
+    os.replace(os.path.join(cfg.out, "summary.json.tmp"), os.path.join(cfg.out, "summary.json"))
+    log(f"built {len(records)} key frames ({len(by_split['train'])} train / {len(by_split['test'])} test), "
+        f"{totals.comments_kept} comments, vocab {len(vocab)} -> {cfg.out} in {summary['seconds']}s"
+        + (f"; {len(skipped)} input(s) SKIPPED, see summary.json" if skipped else ""))
+    return summary
+
+
+def is_built(directory: str) -> bool:
+    return os.path.exists(os.path.join(directory, "summary.json"))
+
+
+def ensure_default_dataset(root: str, world: controlled_world.WorldConfig, cfg: BuildConfig,
+                           log: Callable[[str], None] = print) -> str:
+    """The embedded default: renders the controlled world under root/raw and builds root/built."""
+    raw, built = os.path.join(root, "raw"), os.path.join(root, "built")
+    if is_built(built):
+        return built
+    if not os.path.exists(os.path.join(raw, "world.json")):
+        log(f"rendering the controlled world into {raw}")
+        controlled_world.generate(raw, world, log=log)
+    cfg = dataclasses.replace(cfg, videos=os.path.join(raw, "videos"), danmaku=os.path.join(raw, "danmaku"), out=built)
+    build_dataset(cfg, log)
+    return built
+
+
+def main(argv):
+    from absl import flags
+    del argv
+    F = flags.FLAGS
+    cfg = BuildConfig(videos=F.videos, danmaku=F.danmaku, out=F.out, image_size=F.image_size,
+                      num_shards=F.num_shards, max_seconds=F.max_seconds,
+                      keyframes=kf.KeyframeConfig(scd_coefficients=F.scd_coefficients, damping=F.damping,
+                                                  window=F.ap_window))
+    try:
+        summary = build_dataset(cfg)
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_SKIPPED if summary["inputs"]["skipped"] else EXIT_OK
+
+
+def _define_flags():
+    from absl import flags
+    flags.DEFINE_string("videos", None, "Directory of videos (.mp4, .webm, ...).", required=True)
+    flags.DEFINE_string("danmaku", None, "Directory of Bilibili XML files named like the videos.", required=True)
+    flags.DEFINE_string("out", None, "Output directory for shards, vocab.json and summary.json.", required=True)
+    flags.DEFINE_integer("image_size", 64, "Stored key frames are image_size x image_size.")
+    flags.DEFINE_integer("num_shards", 4, "TFRecord shards per split.")
+    flags.DEFINE_integer("max_seconds", 0, "Use only the first N seconds of each video (0: all).")
+    flags.DEFINE_integer("scd_coefficients", 256, "SCD length: 16, 32, 64, 128 or 256.")
+    flags.DEFINE_float("damping", 0.5, "Affinity propagation damping in [0.5, 1).")
+    flags.DEFINE_integer("ap_window", 1024, "Frames per affinity propagation problem (memory bound).")
+
+
+if __name__ == "__main__":
+    from absl import app
+    _define_flags()
+    app.run(main)

@@ -1,0 +1,41 @@
+r"""Entry point of every job: parses the config and dispatches on config.stage.
+
+  python -m ega_jax.main --config=configs/<experiment>.py --workdir=DIR [--config.a.b=value ...]
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from ega_jax import data_job
+
+FLAGS = flags.FLAGS
+config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).", lock_config=True)
+flags.DEFINE_string("workdir", None, "Directory for this job's outputs (checkpoints, logs, samples).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+STAGES = {
+    "data": data_job.run,
+}
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    config = FLAGS.config
+    if config.stage not in STAGES:
+        raise app.UsageError(f"config.stage={config.stage!r}; known stages: {sorted(STAGES)}")
+    os.makedirs(FLAGS.workdir, exist_ok=True)
+    with open(os.path.join(FLAGS.workdir, "config.json"), "w") as f:
+        f.write(config.to_json_best_effort(indent=1))
+    return STAGES[config.stage](config, FLAGS.workdir)
+
+
+if __name__ == "__main__":
+    app.run(main)
