@@ -3,7 +3,7 @@
 The message updates, the convergence test and the final exemplar refinement
 follow scikit-learn's implementation step for step, so that on the same
 similarities both pick the same exemplars (tests check this on real frames).
-Everything is jit-compiled, float32, and runs on CPU, GPU or TPU.
+Everything is jit-compiled, float32 by default, and runs on CPU, GPU or TPU.
 
 Memory is O(n^2) in the number of frames. Long videos are therefore clustered
 in windows of consecutive seconds (``window`` frames at most, default 1024,
@@ -38,16 +38,20 @@ class APResult:
     converged: bool
 
 
-def negative_squared_distances(x: jax.Array) -> jax.Array:
-    sq = jnp.sum(x * x, axis=1)
-    d = sq[:, None] + sq[None, :] - 2.0 * x @ x.T
-    return -jnp.maximum(d, 0.0)
+def negative_squared_distances(x: np.ndarray) -> np.ndarray:
+    """-||x_i - x_j||^2 in float64, zero diagonal (as sklearn's euclidean_distances)."""
+    sq = np.einsum("ij,ij->i", x, x)
+    d = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
+    np.maximum(d, 0.0, out=d)
+    np.fill_diagonal(d, 0.0)
+    return -d
 
 
 @functools.partial(jax.jit, static_argnames=("max_iter", "convergence_iter"))
-def _affinity_propagation(S, damping, max_iter: int, convergence_iter: int):
+def _affinity_propagation(S, damping, n_real, max_iter: int, convergence_iter: int):
     n = S.shape[0]
     idx = jnp.arange(n)
+    real = idx < n_real  # padding points are exemplars from the start and must not count
     diag = jnp.eye(n, dtype=bool)
 
     def body(state):
@@ -69,7 +73,7 @@ def _affinity_propagation(S, damping, max_iter: int, convergence_iter: int):
         history = history.at[:, it % convergence_iter].set(E)
         se = jnp.sum(history, axis=1)
         stable = jnp.all((se == convergence_iter) | (se == 0))
-        done = (it >= convergence_iter) & stable & (jnp.sum(E) > 0)
+        done = (it >= convergence_iter) & stable & (jnp.sum(E & real) > 0)
         return A, R, history, it + 1, done
 
     def cond(state):
@@ -81,7 +85,7 @@ def _affinity_propagation(S, damping, max_iter: int, convergence_iter: int):
     A, R, _, it, done = jax.lax.while_loop(cond, body, init)
 
     E = (jnp.diagonal(A) + jnp.diagonal(R)) > 0
-    K = jnp.sum(E)
+    K = jnp.sum(E & real)
     # Assign points to the most similar exemplar, exemplars to themselves...
     masked = jnp.where(E[None, :], S, -jnp.inf)
     c = jnp.where(E, idx, jnp.argmax(masked, axis=1))
@@ -100,38 +104,47 @@ def _affinity_propagation(S, damping, max_iter: int, convergence_iter: int):
 
 def affinity_propagation(features: np.ndarray, damping: float = 0.5, preference: float | None = None,
                          max_iter: int = 200, convergence_iter: int = 15, bucket: int = 64,
-                         noise_seed: int | None = 0) -> APResult:
+                         noise_seed: int | None = 0, dtype=np.float32) -> APResult:
     """Clusters the rows of ``features`` (n, d) with similarity = -squared distance.
 
     preference: the diagonal of the similarity matrix; None takes the median of
       the whole similarity matrix, as scikit-learn does.
-    noise_seed: like scikit-learn, a tiny relative noise breaks ties between
-      equal similarities (identical frames); None leaves S untouched.
+    noise_seed: like scikit-learn (random_state), a tiny relative noise breaks
+      ties between equal similarities; None leaves S untouched.
+    dtype: of the message passing. float64 needs ``jax.enable_x64`` and then
+      reproduces scikit-learn's computation; float32 (the default, fast on
+      accelerators) agrees with it except where float32 rounding decides a
+      near-tie (2 of 48 real-frame problems in tests/test_scd_and_ap.py).
     """
     if not 0.5 <= damping < 1.0:
         raise ValueError(f"damping must be in [0.5, 1), got {damping}")
-    x = np.asarray(features, np.float32)
+    # Similarities and preference are made in float64 on the host, as
+    # scikit-learn makes them; only the O(n^2 * iterations) message passing
+    # runs on the device. Every point has the same preference, so the
+    # tie-breaking noise decides between exact ties: it uses scikit-learn's
+    # draws, scaled to the resolution of the device dtype (sklearn's float64
+    # amplitude would vanish in float32).
+    x = np.asarray(features, np.float64)
     n = x.shape[0]
     if n == 0:
         return APResult(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, True)
     if n == 1:
         return APResult(np.zeros(1, np.int64), np.zeros(1, np.int64), 0, True)
-    S = np.array(negative_squared_distances(jnp.asarray(x)))
-    np.fill_diagonal(S, 0.0)
+    S = negative_squared_distances(x)
     if preference is None:
         preference = float(np.median(S))
     np.fill_diagonal(S, preference)
     if noise_seed is not None:
-        rng = np.random.RandomState(noise_seed)
-        eps = np.finfo(np.float32).eps
-        S = S + (eps * S + np.finfo(np.float32).tiny * 100) * rng.standard_normal(S.shape).astype(np.float32)
+        fi = np.finfo(dtype)
+        S += (fi.eps * S + fi.tiny * 100) * np.random.RandomState(noise_seed).standard_normal(size=(n, n))
+    S = S.astype(dtype)
     m = -(-n // bucket) * bucket if bucket else n
     if m > n:
-        padded = np.full((m, m), _ISOLATED, np.float32)
+        padded = np.full((m, m), _ISOLATED, dtype)
         padded[:n, :n] = S
         padded[np.arange(n, m), np.arange(n, m)] = 0.0
         S = padded
-    c, E, it, done = _affinity_propagation(jnp.asarray(S, jnp.float32), jnp.float32(damping),
+    c, E, it, done = _affinity_propagation(jnp.asarray(S), jnp.asarray(damping, dtype), n,
                                            max_iter=max_iter, convergence_iter=convergence_iter)
     c, E = np.asarray(c)[:n], np.asarray(E)[:n]
     exemplars = np.flatnonzero(E)

@@ -39,7 +39,7 @@ DROP_REASONS = (
     "too_long",         # longer than max_chars after normalisation
 )
 
-_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*\?>")
+_XML_DECL = re.compile(r"^\s*<\?xml[^>]*\?>")
 _ENCODING = re.compile(rb"""encoding\s*=\s*["']([A-Za-z0-9._-]+)["']""")
 _WHITESPACE = re.compile(r"\s+")
 _RUNS = re.compile(r"(.)\1+")
@@ -89,7 +89,7 @@ class CleaningConfig:
     art_ratio: float = 0.3       # ...making up at least this share of the string
     symbol_ratio: float = 0.85   # share of symbols that makes a long string art...
     symbol_min_len: int = 12     # ...when, with runs collapsed, it is at least this long
-    control_ratio: float = 0.3   # share of Cc/Cf/Co/Cs/Cn that makes a string garbage
+    control_ratio: float = 0.5   # more than this share of Cc/Cf/Co/Cs/Cn makes a string garbage
 
 
 def _is_art_char(ch: str) -> bool:
@@ -121,7 +121,7 @@ def clean_text(text: str, cfg: CleaningConfig = CleaningConfig()) -> tuple[str |
         return None, "line_break_art"
     if raw:
         n_control = sum(_is_control(c) for c in raw)
-        if n_control / len(raw) >= cfg.control_ratio:
+        if n_control / len(raw) > cfg.control_ratio:
             return None, "control_chars"
         n_art = sum(_is_art_char(c) for c in raw)
         if n_art >= cfg.art_min_chars and n_art / len(raw) >= cfg.art_ratio:
@@ -147,7 +147,7 @@ def clean_text(text: str, cfg: CleaningConfig = CleaningConfig()) -> tuple[str |
 
 def _decode(path: str, data: bytes) -> str:
     match = _ENCODING.search(data[:200]) if data.lstrip().startswith(b"<?xml") else None
-    encoding = match.group(1).decode("ascii") if match else "utf-8"
+    encoding = match.group(1).decode("ascii") if match else "UTF-8"
     try:
         text = data.decode(encoding)
     except LookupError:
@@ -162,7 +162,7 @@ def _decode(path: str, data: bytes) -> str:
 def _parse_tree(path: str, data: bytes) -> ET.Element:
     # Bilibili's newer dumps declare version="2.0", which is not XML; the
     # declaration carries nothing else we need once the bytes are decoded.
-    text = _decode(path, _XML_DECL.sub(b"", data, count=1))
+    text = _XML_DECL.sub("", _decode(path, data), count=1)
     try:
         return SafeET.fromstring(text, forbid_dtd=True)
     except defusedxml.DTDForbidden:
@@ -235,7 +235,7 @@ def write_danmaku_xml(comments: Iterable[Comment], path_or_file, chat_id: str = 
     ET.SubElement(root, "source").text = "k-v"
     for c in comments:
         p = ",".join([f"{c.time:.5f}", str(c.mode), str(c.size), str(c.color), str(c.timestamp),
-                      str(c.pool), c.user or "0", c.row_id or "0"])
+                      str(c.pool), c.user, c.row_id])
         ET.SubElement(root, "d", p=p).text = c.text
     tree = ET.ElementTree(root)
     tree.write(path_or_file, encoding="UTF-8", xml_declaration=True)
