@@ -1,0 +1,34 @@
+import subprocess
+import sys
+
+from conftest import REPO
+
+TINY = ["--config.data.world.num_videos=3", "--config.data.world.seconds_per_video=10",
+        "--config.data.world.size=32", "--config.data.world.fps=1", "--config.data.build.num_shards=1"]
+
+
+def _main(*args, cwd=REPO):
+    return subprocess.run([sys.executable, "-m", "ega_jax.main", *args], capture_output=True, text=True, cwd=cwd,
+                          timeout=600)
+
+
+def test_data_job_builds_the_default_then_reuses_it(tmp_path):
+    args = ["--config=configs/data.py", f"--workdir={tmp_path / 'w'}",
+            f"--config.data.default_root={tmp_path / 'world'}", *TINY]
+    first = _main(*args)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "rendering the controlled world" in first.stdout and "key frames:" in first.stdout
+    assert (tmp_path / "world" / "built" / "summary.json").exists()
+    assert (tmp_path / "w" / "test_keyframes.png").exists() and (tmp_path / "w" / "dataset.md").exists()
+    second = _main(*args)
+    assert second.returncode == 0 and "rendering" not in second.stdout and "key frames:" in second.stdout
+
+
+def test_unknown_config_field_is_an_error(tmp_path):
+    r = _main("--config=configs/data.py", f"--workdir={tmp_path}", "--config.data.no_such_field=1")
+    assert r.returncode != 0 and "no_such_field" in r.stderr
+
+
+def test_data_dir_without_a_dataset_is_an_error(tmp_path):
+    r = _main("--config=configs/data.py", f"--workdir={tmp_path / 'w'}", f"--config.data.dir={tmp_path}")
+    assert r.returncode != 0 and "holds no built dataset" in r.stderr
