@@ -112,7 +112,7 @@ def bench_ap(sizes):
                                             "sklearn ms/iter", "speed-up"],
                    rows, notes=f"JAX {jax.__version__} float32 on {jax.default_backend()}; sklearn float64; "
                                f"damping {DAMPING} (tiled real descriptors have near-duplicates that make "
-                               "damping 0.5 oscillate), max_iter {MAX_ITER}. Both include building the "
+                               f"damping 0.5 oscillate), max_iter {MAX_ITER}. Both include building the "
                                "similarity matrix.")
 
 
