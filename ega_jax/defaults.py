@@ -31,4 +31,19 @@ def base_config() -> ml_collections.ConfigDict:
     config.data.default_root = "data/controlled_world"
     config.data.build = _as_config(BuildConfig())
     config.data.world = _as_config(WorldConfig())
+
+    # Shared by every training stage (paper 2.3 for the autoencoders).
+    config.train = ml_collections.ConfigDict(dict(
+        batch_size=32, num_steps=1000, log_every=50, eval_every=250, checkpoint_every=250,
+        keep_checkpoints=3, sample_every=500))
+    config.optimizer = ml_collections.ConfigDict(dict(
+        name="sgd", lr=0.1, momentum=0.6, decay=0.9, clip_norm=1.0))
+    config.input = ml_collections.ConfigDict(dict(max_len=32, shuffle_buffer=2048))
+    # Relaxed KL (Eq. 3) and its annealing weight alpha: 0 -> 1 (section 2.3).
+    config.kl = ml_collections.ConfigDict(dict(mu0=2.0, anneal="linear", anneal_start=0, anneal_steps=500))
+    # Model sizes; see ega_jax/models/*.py for why these defaults.
+    # reconstruction: Eq. 5 summed over pixels per image ("sum") or averaged ("mean").
+    config.image_vae = ml_collections.ConfigDict(dict(features=(16, 32, 64, 128), latent_dim=64, image_size=64,
+                                                      reconstruction="sum"))
+    config.text_vae = ml_collections.ConfigDict(dict(embed_dim=128, hidden=256, latent_dim=64, semantic_weight=1.0))
     return config

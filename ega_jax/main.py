@@ -13,7 +13,7 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from ega_jax import data_job
+from ega_jax import data_job, mu0_study, stage1
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).", lock_config=True)
@@ -22,6 +22,9 @@ flags.mark_flags_as_required(["config", "workdir"])
 
 STAGES = {
     "data": data_job.run,
+    "image_vae": stage1.run,
+    "text_vae": stage1.run,
+    "mu0_study": mu0_study.run,
 }
 
 

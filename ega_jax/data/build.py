@@ -189,6 +189,62 @@ def build_dataset(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict:
     return summary
 
 
+def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0, cfg: BuildConfig | None = None,
+                       log: Callable[[str], None] = print) -> dict:
+    """A text-only dataset from danmaku XML alone (every *.xml below danmaku_dir).
+
+    Without video there are no key frames; following the paper's temporal
+    correlation assumption, the comments of one file within the same
+    `window_seconds` stand in for those of one key frame. Records carry a
+    blank 8x8 placeholder image and keyframe_second = the window's start.
+    """
+    cfg = cfg or BuildConfig()
+    if not os.path.isdir(danmaku_dir):
+        raise FileNotFoundError(f"danmaku directory {danmaku_dir!r} does not exist")
+    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(danmaku_dir) for f in fs if f.lower().endswith(".xml"))
+    if not files:
+        raise FileNotFoundError(f"no .xml files below {danmaku_dir!r}")
+    os.makedirs(out, exist_ok=True)
+    blank = np.full((8, 8, 3), 128, np.uint8)
+    recs, skipped, drops, seen = [], [], {}, 0
+    for path in files:
+        try:
+            parsed = danmaku_xml.parse_danmaku_file(path, cfg.cleaning)
+        except danmaku_xml.DanmakuFormatError as e:
+            log(f"SKIPPED {e}")
+            skipped.append({"file": e.path, "problem": e.problem})
+            continue
+        seen += parsed.total
+        for reason, n in parsed.drops.items():
+            drops[reason] = drops.get(reason, 0) + n
+        video_id = os.path.splitext(os.path.relpath(path, danmaku_dir))[0].replace(os.sep, "/")
+        groups: dict[int, list] = {}
+        for c in parsed.comments:
+            groups.setdefault(int(c.time // window_seconds), []).append(c)
+        for w, cs in sorted(groups.items()):
+            if len(cs) >= max(cfg.min_comments, 2):
+                start = int(w * window_seconds)
+                recs.append(rec.KeyframeRecord(video_id, start, blank, [c.text for c in cs], [c.time for c in cs],
+                                               list(range(start, int(start + window_seconds)))))
+    if not recs:
+        raise RuntimeError(f"no comment groups could be built from {danmaku_dir!r}")
+    by_split = {s: [r for r in recs if rec.split_of(r.key, cfg.train_fraction) == s] for s in rec.SPLITS}
+    for split, rs in by_split.items():
+        rec.write_shards(rs, out, split, cfg.num_shards)
+    vocab = CharVocab.build((c for r in by_split["train"] for c in r.comments), cfg.vocab_min_count)
+    vocab.save(os.path.join(out, "vocab.json"))
+    summary = {"text_only": True, "window_seconds": window_seconds, "files": len(files), "skipped": skipped,
+               "groups": {s: len(rs) for s, rs in by_split.items()},
+               "comments": {"seen": seen, "kept": sum(len(r.comments) for r in recs),
+                            "dropped": {r: drops.get(r, 0) for r in danmaku_xml.DROP_REASONS}},
+               "vocab_size": len(vocab)}
+    with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, ensure_ascii=False, indent=1)
+    log(f"text-only dataset: {len(recs)} groups of comments ({summary['comments']['kept']} comments) from "
+        f"{len(files) - len(skipped)} files, vocab {len(vocab)} -> {out}")
+    return summary
+
+
 def is_built(directory: str) -> bool:
     return os.path.exists(os.path.join(directory, "summary.json"))
 
