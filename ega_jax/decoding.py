@@ -83,3 +83,46 @@ def sequence_log_prob(params, z, tokens):
 
     _, lp = jax.lax.scan(body, initial_carry(params, z), (prev.T, tokens.T))
     return jnp.sum(lp.T * (tokens != PAD), axis=1)
+
+
+@functools.partial(jax.jit, static_argnames=("max_len", "beam_size"))
+def beam_search(params, z, max_len: int, beam_size: int):
+    """The beam_size most probable sentences per latent (log-probability, no length penalty).
+
+    Returns (tokens int32 (B, beam_size, max_len), scores (B, beam_size)), best first.
+    A finished beam only continues with <pad> at no cost, so its score stays its
+    sentence's log-probability; the last position can only be <eos>, so every
+    result is a whole sentence of at most max_len - 1 characters.
+    """
+    step = step_fn(params)
+    batch, width = z.shape[0], beam_size
+    vocab = params["decoder"]["out"]["kernel"].shape[1]
+    carry = jnp.repeat(initial_carry(params, z), width, axis=0)
+    zz = jnp.repeat(z, width, axis=0)
+    hidden = carry.shape[-1]
+    # Only beam 0 is alive at the start, so the first expansion is not repeated width times.
+    scores = jnp.where(jnp.arange(width) == 0, 0.0, -jnp.inf)[None].repeat(batch, axis=0)
+    tokens = jnp.zeros((batch, width, max_len), jnp.int32)
+    finished = jnp.zeros((batch, width), bool)
+    prev = jnp.full((batch * width,), BOS, jnp.int32)
+    after_end = jnp.full((vocab,), -jnp.inf).at[PAD].set(0.0)
+
+    def body(state, t):
+        carry, prev, scores, tokens, finished = state
+        carry, logits = step(carry, prev, zz)
+        # The model's own log-probabilities (not renormalised), with <pad>/<bos> ruled out.
+        logp = jax.nn.log_softmax(logits).at[:, PAD].set(-jnp.inf).at[:, BOS].set(-jnp.inf)
+        # The last position can only close the sentence, so every beam is a whole sentence.
+        last = jnp.where(jnp.arange(vocab) == EOS, logp, -jnp.inf)
+        logp = jnp.where(t == max_len - 1, last, logp)
+        logp = jnp.where(finished.reshape(-1, 1), after_end, logp).reshape(batch, width, vocab)
+        top, idx = jax.lax.top_k((scores[..., None] + logp).reshape(batch, width * vocab), width)
+        beam, tok = idx // vocab, (idx % vocab).astype(jnp.int32)
+        tokens = jnp.take_along_axis(tokens, beam[..., None], axis=1).at[:, :, t].set(tok)
+        finished = jnp.take_along_axis(finished, beam, axis=1) | (tok == EOS)
+        carry = jnp.take_along_axis(carry.reshape(batch, width, hidden), beam[..., None], axis=1)
+        return (carry.reshape(batch * width, hidden), tok.reshape(-1), top, tokens, finished), None
+
+    (_, _, scores, tokens, _), _ = jax.lax.scan(
+        body, (carry, prev, scores, tokens, finished), jnp.arange(max_len))
+    return tokens, scores

@@ -1,0 +1,266 @@
+"""Stage 2 (paper 2.2, 2.3): the conditional WGAN from frame latents to sentence latents.
+
+The stage-1 image encoder phi_v, sentence encoder phi_s and decoder psi_s are
+restored from their stage workdirs and stay frozen: since they never change,
+the real pairs (mu_v of a key frame, mu_s of one of its comments) are encoded
+once up front and the GAN trains on them in memory. Only G and D have
+parameters in the GAN state.
+
+One training step is one generator update preceded by ``n_critic`` critic
+updates on fresh real pairs, as in Arjovsky et al. (2017); the critic is kept
+1-Lipschitz by weight clipping (default) or a gradient penalty.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import os
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ega_jax import decoding, stage1, train
+from ega_jax.data.vocab import CharVocab
+from ega_jax.models.wgan import Critic, Generator
+
+# ---------------------------------------------------------------------------------------------
+# The frozen stage-1 models
+
+
+@dataclasses.dataclass
+class Stage1:
+    """Restored, frozen stage-1 models: what encoding and generation need."""
+    image_model: Any
+    image_variables: dict
+    text_model: Any
+    text_params: dict
+    vocab: CharVocab
+    max_len: int
+
+    def encode_images(self, images, batch: int = 256) -> np.ndarray:
+        out = []
+        for i in range(0, len(images), batch):
+            mu, _ = _image_encode(self.image_model, self.image_variables, jnp.asarray(images[i:i + batch]))
+            out.append(np.asarray(mu))
+        return np.concatenate(out) if out else np.zeros((0, self.image_model.latent_dim), np.float32)
+
+    def encode_texts(self, texts, batch: int = 512) -> np.ndarray:
+        out = []
+        for i in range(0, len(texts), batch):
+            tokens = jnp.asarray(np.stack([self.vocab.encode(t, self.max_len) for t in texts[i:i + batch]]))
+            mu, _ = _text_encode(self.text_model, self.text_params, tokens)
+            out.append(np.asarray(mu))
+        return np.concatenate(out) if out else np.zeros((0, self.text_model.latent_dim), np.float32)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _image_encode(model, variables, images):
+    from ega_jax.models.image_vae import ImageVAE
+    return model.apply(variables, images, method=ImageVAE.encode)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _text_encode(model, params, tokens):
+    from ega_jax.models.text_vae import TextVAE
+    return model.apply({"params": params}, tokens, method=TextVAE.encode)
+
+
+def _stage_config(workdir: str):
+    path = os.path.join(workdir, "config.json")
+    if not os.path.exists(os.path.join(workdir, "FINISHED.json")):
+        raise FileNotFoundError(f"{workdir} holds no finished stage-1 run (no FINISHED.json)")
+    import ml_collections
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def load_stage1(image_vae_dir: str, text_vae_dir: str) -> Stage1:
+    """Rebuilds both stage-1 models from their saved configs and restores their final checkpoints."""
+    icfg, tcfg = _stage_config(image_vae_dir), _stage_config(text_vae_dir)
+    vocab = CharVocab.load(os.path.join(text_vae_dir, "vocab.json"))
+    image_model = stage1.image_model(icfg.image_vae)
+    text_model = stage1.text_model(tcfg.text_vae, len(vocab))
+    tx = train.make_optimizer(icfg.optimizer)
+    image_state, _ = train.restore_latest(image_vae_dir, train.abstract(
+        stage1.init_image_state(image_model, tx, jax.random.PRNGKey(0))))
+    text_state, _ = train.restore_latest(text_vae_dir, train.abstract(
+        stage1.init_text_state(text_model, train.make_optimizer(tcfg.optimizer), jax.random.PRNGKey(0),
+                               tcfg.input.max_len)))
+    return Stage1(image_model, {"params": image_state.params, "batch_stats": image_state.batch_stats},
+                  text_model, text_state.params, vocab, tcfg.input.max_len)
+
+
+# ---------------------------------------------------------------------------------------------
+# The GAN
+
+
+@flax.struct.dataclass
+class GANState:
+    step: jax.Array
+    params: dict            # {"generator": ..., "critic": ...}
+    batch_stats: dict       # the generator's batch norm statistics
+    opt_state: dict         # {"generator": ..., "critic": ...}
+
+
+@dataclasses.dataclass(frozen=True)
+class GAN:
+    generator: Generator
+    critic: Critic
+    g_tx: optax.GradientTransformation
+    d_tx: optax.GradientTransformation
+    noise_dim: int
+    n_critic: int
+    penalty: str            # "clip" | "gp"
+    clip: float
+    gp_weight: float
+
+    def init(self, rng, latent_v: int, latent_s: int) -> GANState:
+        g_rng, d_rng = jax.random.split(rng)
+        hv, hs = jnp.zeros((2, latent_v)), jnp.zeros((2, latent_s))
+        g = self.generator.init(g_rng, hv, jnp.zeros((2, self.noise_dim)), train=False)
+        d = self.critic.init(d_rng, hv, hs)
+        params = {"generator": g["params"], "critic": d["params"]}
+        return GANState(step=jnp.asarray(0), params=params, batch_stats=g["batch_stats"],
+                        opt_state={"generator": self.g_tx.init(params["generator"]),
+                                   "critic": self.d_tx.init(params["critic"])})
+
+    def generate(self, params, batch_stats, h_v, tau):
+        return self.generator.apply({"params": params, "batch_stats": batch_stats}, h_v, tau, train=False)
+
+
+def make_gan(cfg, opt_cfg, latent_s: int) -> GAN:
+    if cfg.penalty not in ("clip", "gp"):
+        raise ValueError(f"gan.penalty={cfg.penalty!r}; use clip (weight clipping) or gp (gradient penalty)")
+    return GAN(Generator(latent_s, tuple(cfg.g_hidden), cfg.leak), Critic(tuple(cfg.d_hidden), cfg.leak),
+               train.make_optimizer(opt_cfg), train.make_optimizer(opt_cfg), cfg.noise_dim, cfg.n_critic,
+               cfg.penalty, cfg.clip, cfg.gp_weight)
+
+
+def critic_loss(gan: GAN, d_params, h_v, real, fake, rng):
+    """-(E[D(h_s|h_v)] - E[D(G(tau|h_v)|h_v)]): the critic maximises the Wasserstein estimate."""
+    d = lambda hs: gan.critic.apply({"params": d_params}, h_v, hs)
+    w = jnp.mean(d(real)) - jnp.mean(d(fake))
+    loss = -w
+    if gan.penalty == "gp":  # Gulrajani et al. (2017): unit gradient norm on interpolates
+        eps = jax.random.uniform(rng, (real.shape[0], 1))
+        mix = eps * real + (1 - eps) * fake
+        grads = jax.vmap(jax.grad(lambda hv, hs: gan.critic.apply({"params": d_params}, hv[None], hs[None])[0],
+                                  argnums=1))(h_v, mix)
+        gp = jnp.mean((jnp.linalg.norm(grads, axis=-1) - 1.0) ** 2)
+        loss = loss + gan.gp_weight * gp
+    return loss, w
+
+
+def clip_weights(params, c: float):
+    return jax.tree_util.tree_map(lambda p: jnp.clip(p, -c, c), params)
+
+
+def gan_train_step(state: GANState, batch, rng, *, gan: GAN):
+    """batch: real_v, real_s (n_critic, B, .) for the critic; gen_v (B, dv) for the generator."""
+    g_params, bs = state.params["generator"], state.batch_stats
+
+    def fake_of(h_v, rng, g_params, bs):
+        tau = jax.random.normal(rng, (h_v.shape[0], gan.noise_dim))
+        out, upd = gan.generator.apply({"params": g_params, "batch_stats": bs}, h_v, tau, train=True,
+                                       mutable=["batch_stats"])
+        return out, upd["batch_stats"]
+
+    def critic_update(carry, inp):
+        d_params, d_opt, bs = carry
+        h_v, real, rng = inp
+        r_fake, r_gp = jax.random.split(rng)
+        fake, bs = fake_of(h_v, r_fake, g_params, bs)
+        (loss, w), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(
+            gan, d_params, h_v, real, jax.lax.stop_gradient(fake), r_gp)
+        updates, d_opt = gan.d_tx.update(grads, d_opt, d_params)
+        d_params = optax.apply_updates(d_params, updates)
+        if gan.penalty == "clip":
+            d_params = clip_weights(d_params, gan.clip)
+        return (d_params, d_opt, bs), (loss, w)
+
+    d_rng, g_rng = jax.random.split(rng)
+    (d_params, d_opt, bs), (d_losses, ws) = jax.lax.scan(
+        critic_update, (state.params["critic"], state.opt_state["critic"], bs),
+        (batch["real_v"], batch["real_s"], jax.random.split(d_rng, gan.n_critic)))
+
+    def g_loss_fn(g_params):
+        fake, new_bs = fake_of(batch["gen_v"], g_rng, g_params, bs)
+        return -jnp.mean(gan.critic.apply({"params": d_params}, batch["gen_v"], fake)), new_bs
+
+    (g_loss, bs), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_params)
+    g_updates, g_opt = gan.g_tx.update(g_grads, state.opt_state["generator"], g_params)
+    g_params = optax.apply_updates(g_params, g_updates)
+    state = GANState(step=state.step + 1, params={"generator": g_params, "critic": d_params}, batch_stats=bs,
+                     opt_state={"generator": g_opt, "critic": d_opt})
+    # "loss" is the generator's; the critic's Wasserstein estimate says how far apart the two are.
+    return state, {"loss": g_loss, "critic_loss": d_losses[-1], "wasserstein": ws[-1]}
+
+
+def gan_eval_step(state: GANState, batch, rng, *, gan: GAN):
+    mask = batch["mask"].astype(jnp.float32)
+    tau = jax.random.normal(rng, (batch["real_v"].shape[0], gan.noise_dim))
+    fake = gan.generate(state.params["generator"], state.batch_stats, batch["real_v"], tau)
+    d = lambda hs: gan.critic.apply({"params": state.params["critic"]}, batch["real_v"], hs)
+    return {"critic_real": jnp.sum(d(batch["real_s"]) * mask), "critic_fake": jnp.sum(d(fake) * mask),
+            "count": jnp.sum(mask),
+            "fake_norm": jnp.sum(jnp.linalg.norm(fake, axis=-1) * mask),
+            "real_norm": jnp.sum(jnp.linalg.norm(batch["real_s"], axis=-1) * mask)}
+
+
+def finalize_gan_eval(sums):
+    n = sums["count"]
+    return {"wasserstein": float((sums["critic_real"] - sums["critic_fake"]) / n),
+            "fake_norm": float(sums["fake_norm"] / n), "real_norm": float(sums["real_norm"] / n)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Real pairs in memory
+
+
+@dataclasses.dataclass
+class LatentPairs:
+    """Every (key frame, comment) pair of a split as (mu_v, mu_s), plus what generation needs."""
+    h_v: np.ndarray          # (n_pairs, dv)
+    h_s: np.ndarray          # (n_pairs, ds)
+    frame_of: np.ndarray     # (n_pairs,) index into frames
+    frames: list[dict]       # the split's key-frame records (image, comments, scene, ...)
+    frame_h_v: np.ndarray    # (n_frames, dv)
+
+
+def encode_split(s1: Stage1, data_dir: str, split: str, image_size: int) -> LatentPairs:
+    from ega_jax.data import records
+    from PIL import Image
+    frames = records.read_records(records.find_shards(data_dir, split))
+    frames.sort(key=lambda r: (r["video_id"], r["keyframe_second"]))
+    images = np.stack([np.asarray(Image.fromarray(r["image"]).resize((image_size, image_size), Image.BILINEAR))
+                       for r in frames]).astype(np.float32) / 127.5 - 1.0
+    frame_h_v = s1.encode_images(images)
+    texts = [c for r in frames for c in r["comments"]]
+    frame_of = np.asarray([i for i, r in enumerate(frames) for _ in r["comments"]], np.int64)
+    return LatentPairs(frame_h_v[frame_of], s1.encode_texts(texts), frame_of, frames, frame_h_v)
+
+
+def pair_batches(pairs: LatentPairs, batch_size: int, n_critic: int, seed: int, start: int):
+    """The batch of step t depends on (seed, t) alone: a resumed run sees the same batches."""
+    n = len(pairs.h_s)
+    t = start
+    while True:
+        rng = np.random.default_rng([seed, t])
+        idx = rng.integers(n, size=(n_critic, batch_size))
+        gen = rng.integers(n, size=batch_size)
+        yield {"real_v": pairs.h_v[idx], "real_s": pairs.h_s[idx], "gen_v": pairs.h_v[gen]}
+        t += 1
+
+
+def eval_batches(pairs: LatentPairs, batch_size: int):
+    n = len(pairs.h_s)
+    for i in range(0, n, batch_size):
+        m = min(batch_size, n - i)
+        pad = lambda a: np.concatenate([a[i:i + m], np.zeros((batch_size - m,) + a.shape[1:], a.dtype)])
+        yield {"real_v": pad(pairs.h_v), "real_s": pad(pairs.h_s), "mask": np.arange(batch_size) < m}
