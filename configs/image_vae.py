@@ -7,7 +7,4 @@ from ega_jax import defaults
 
 
 def get_config():
-    config = defaults.base_config()
-    config.stage = "image_vae"
-    config.train.num_steps = 1000
-    return config
+    return defaults.image_vae_config()

@@ -7,8 +7,4 @@ from ega_jax import defaults
 
 
 def get_config():
-    config = defaults.base_config()
-    config.stage = "text_vae"
-    config.train.num_steps = 3000
-    config.kl.anneal_steps = 1000
-    return config
+    return defaults.text_vae_config()

@@ -7,6 +7,7 @@ default lives in exactly one place.
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import ml_collections
 
@@ -45,5 +46,30 @@ def base_config() -> ml_collections.ConfigDict:
     # reconstruction: Eq. 5 summed over pixels per image ("sum") or averaged ("mean").
     config.image_vae = ml_collections.ConfigDict(dict(features=(16, 32, 64, 128), latent_dim=64, image_size=64,
                                                       reconstruction="sum"))
-    config.text_vae = ml_collections.ConfigDict(dict(embed_dim=128, hidden=256, latent_dim=64, semantic_weight=1.0))
+    config.text_vae = ml_collections.ConfigDict(dict(embed_dim=128, hidden=256, latent_dim=64, semantic_weight=1.0,
+                                                     word_dropout=0.0))
     return config
+
+
+def image_vae_config() -> ml_collections.ConfigDict:
+    """configs/image_vae.py; also what the main job trains when the image VAE is missing."""
+    config = base_config()
+    config.stage = "image_vae"
+    config.train.num_steps = 1000
+    return config
+
+
+def text_vae_config() -> ml_collections.ConfigDict:
+    """configs/text_vae.py; also what the main job trains when the sentence VAE is missing."""
+    config = base_config()
+    config.stage = "text_vae"
+    config.train.num_steps = 3000
+    config.kl.anneal_steps = 1000
+    return config
+
+
+def save(config, workdir: str) -> None:
+    """config.json in the workdir: later stages rebuild models and find their inputs from it."""
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        f.write(config.to_json_best_effort(indent=1))

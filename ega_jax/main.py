@@ -5,15 +5,10 @@ r"""Entry point of every job: parses the config and dispatches on config.stage.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import os
-import sys
-
 from absl import app, flags
 from ml_collections import config_flags
 
-from ega_jax import data_job, mu0_study, stage1
+from ega_jax import data_job, defaults, mu0_study, stage1, stage2
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).", lock_config=True)
@@ -25,6 +20,7 @@ STAGES = {
     "image_vae": stage1.run,
     "text_vae": stage1.run,
     "mu0_study": mu0_study.run,
+    "gan": stage2.run,
 }
 
 
@@ -34,9 +30,7 @@ def main(argv):
     config = FLAGS.config
     if config.stage not in STAGES:
         raise app.UsageError(f"config.stage={config.stage!r}; known stages: {sorted(STAGES)}")
-    os.makedirs(FLAGS.workdir, exist_ok=True)
-    with open(os.path.join(FLAGS.workdir, "config.json"), "w") as f:
-        f.write(config.to_json_best_effort(indent=1))
+    defaults.save(config, FLAGS.workdir)
     return STAGES[config.stage](config, FLAGS.workdir)
 
 

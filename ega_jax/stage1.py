@@ -31,7 +31,8 @@ def image_model(cfg) -> ImageVAE:
 
 
 def text_model(cfg, vocab_size: int) -> TextVAE:
-    return TextVAE(vocab_size=vocab_size, embed_dim=cfg.embed_dim, hidden=cfg.hidden, latent_dim=cfg.latent_dim)
+    return TextVAE(vocab_size=vocab_size, embed_dim=cfg.embed_dim, hidden=cfg.hidden, latent_dim=cfg.latent_dim,
+                   word_dropout=cfg.get("word_dropout", 0.0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -101,9 +102,9 @@ def init_text_state(model: TextVAE, tx, rng, max_len: int) -> TrainState:
     return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx)
 
 
-def _text_losses(apply_fn, params, s1, s2, rng, kl, semantic_weight):
+def _text_losses(apply_fn, params, s1, s2, rng, kl, semantic_weight, train=True):
     tokens = jnp.concatenate([s1, s2], axis=0)        # one pass over both sentences of every pair
-    logits, mu, logvar = apply_fn({"params": params}, tokens, rng)
+    logits, mu, logvar = apply_fn({"params": params}, tokens, rng, train=train)
     nll = losses.sequence_nll(logits, tokens, (tokens != PAD).astype(jnp.float32))       # Eq. 6
     b = s1.shape[0]
     rec = nll[:b] + nll[b:]
@@ -132,11 +133,14 @@ def text_train_step(state: TrainState, batch, rng, *, kl, semantic_weight: float
 def text_eval_step(state: TrainState, batch, rng, *, kl, semantic_weight: float):
     mask = batch["mask"].astype(jnp.float32)
     rec, sem, kl_pair, nll, mu, _ = _text_losses(state.apply_fn, state.params, batch["s1"], batch["s2"], rng,
-                                                 kl, semantic_weight)
-    b = mask.shape[0]
+                                                 kl, semantic_weight, train=False)
     tokens = jnp.concatenate([batch["s1"], batch["s2"]], axis=0)
     both = jnp.concatenate([mask, mask])
+    # The paper's "reconstruction from mu": z = mu, no sampling.
+    logits_mu = state.apply_fn({"params": state.params}, mu, tokens, method=TextVAE.decode_logits)
+    nll_mu = losses.sequence_nll(logits_mu, tokens, (tokens != PAD).astype(jnp.float32))
     return {"rec": jnp.sum(rec * mask), "sem": jnp.sum(sem * mask), "kl": jnp.sum(kl_pair * mask),
+            "rec_mu": jnp.sum(nll_mu * both),
             "count": jnp.sum(mask),
             "nll_sum": jnp.sum(nll * both), "chars": jnp.sum((tokens != PAD) * both[:, None]),
             "mu_sum": jnp.sum(mu * both[:, None], 0), "mu_sq_sum": jnp.sum(mu ** 2 * both[:, None], 0),
@@ -145,8 +149,8 @@ def text_eval_step(state: TrainState, batch, rng, *, kl, semantic_weight: float)
 
 def finalize_text_eval(sums):
     n = sums["count"]
-    out = {"rec": float(sums["rec"] / n), "sem": float(sums["sem"] / n), "kl": float(sums["kl"] / n),
-           "nll_per_char": float(sums["nll_sum"] / sums["chars"])}
+    out = {"rec": float(sums["rec"] / n), "rec_mu": float(sums["rec_mu"] / n), "sem": float(sums["sem"] / n),
+           "kl": float(sums["kl"] / n), "nll_per_char": float(sums["nll_sum"] / sums["chars"])}
     out["active_units"] = losses.active_units(sums["mu_sum"], sums["mu_sq_sum"], sums["sentences"])
     return out
 

@@ -264,3 +264,119 @@ def eval_batches(pairs: LatentPairs, batch_size: int):
         m = min(batch_size, n - i)
         pad = lambda a: np.concatenate([a[i:i + m], np.zeros((batch_size - m,) + a.shape[1:], a.dtype)])
         yield {"real_v": pad(pairs.h_v), "real_s": pad(pairs.h_s), "mask": np.arange(batch_size) < m}
+
+
+# ---------------------------------------------------------------------------------------------
+# The main job
+
+
+def ensure_stage1(config, stage: str, stage_dir: str, log=print) -> None:
+    """Trains a missing (or resumes an unfinished) stage-1 prerequisite; skips a finished one."""
+    from ega_jax import defaults
+    if os.path.exists(os.path.join(stage_dir, "FINISHED.json")):
+        log(f"{stage}: finished run found in {stage_dir}; skipped")
+        return
+    sub = defaults.image_vae_config() if stage == "image_vae" else defaults.text_vae_config()
+    # The main job's overrides of the shared sections apply to its prerequisites too.
+    for section in ("data", "input", "image_vae", "text_vae", "optimizer"):
+        sub[section] = config[section].to_dict()
+    sub.seed, sub.kl.mu0 = config.seed, config.kl.mu0
+    sub.train.num_steps = config.stage1[f"{stage}_steps"]
+    log(f"{stage}: no finished run in {stage_dir}; training it ({sub.train.num_steps} steps)")
+    defaults.save(sub, stage_dir)
+    stage1.run(sub, stage_dir)
+
+
+def _write_generated(gen, pairs: LatentPairs, config, workdir: str, log=print) -> dict:
+    import html
+    from PIL import Image
+    from ega_jax import metrics
+    from ega_jax.data import world_recipes
+    g = config.generate
+    out_dir = os.path.join(workdir, "generated")
+    os.makedirs(os.path.join(out_dir, "frames"), exist_ok=True)
+    comments = gen.comments_for_latents(pairs.frame_h_v, g.num_per_frame, jax.random.PRNGKey(config.seed),
+                                        strategy=g.strategy, temperature=g.temperature, top_k=g.top_k,
+                                        beam_size=g.beam_size)
+    page = ["<!doctype html><meta charset='utf-8'><title>E-GA generated danmaku</title>",
+            "<style>body{font-family:sans-serif} .f{display:inline-block;width:300px;vertical-align:top;"
+            "margin:8px} img{width:192px;image-rendering:pixelated}</style>",
+            f"<h1>Generated danmaku for {len(pairs.frames)} test key frames</h1>",
+            f"<p>strategy {html.escape(g.strategy)}, {g.num_per_frame} per frame</p>"]
+    md = [f"# Generated danmaku ({g.strategy}, {g.num_per_frame} per frame)", ""]
+    samples = open(os.path.join(out_dir, "samples.jsonl"), "w", encoding="utf-8")
+    for r, cs in zip(pairs.frames, comments):
+        key = f"{r['video_id']}:{r['keyframe_second']}"
+        name = f"{r['video_id']}_{r['keyframe_second']:05d}.png"
+        Image.fromarray(r["image"]).save(os.path.join(out_dir, "frames", name))
+        title = key + (f" [{r['scene']}]" if r["scene"] else "")
+        page.append(f"<div class='f'><img src='frames/{name}'><br><b>{html.escape(title)}</b><ul>"
+                    + "".join(f"<li>{html.escape(c)}</li>" for c in cs) + "</ul></div>")
+        md += [f"## {title}", "", f"![{key}](frames/{name})", ""] + [f"- {c}" for c in cs] + [""]
+        for c in cs:
+            samples.write(json.dumps({"keyframe_id": key, "image": os.path.join("frames", name), "model": "ega",
+                                      "comment": c}, ensure_ascii=False) + "\n")
+    samples.close()
+    with open(os.path.join(out_dir, "index.html"), "w", encoding="utf-8") as f:
+        f.write("\n".join(page))
+    with open(os.path.join(out_dir, "generated.md"), "w", encoding="utf-8") as f:
+        f.write("\n".join(md))
+    result = {"frames": len(pairs.frames), "comments": sum(len(c) for c in comments), "dir": out_dir}
+    if all(r["scene"] for r in pairs.frames):
+        lex = {s["name"]: s["lexicon"] for s in world_recipes.SCENES}
+        rel = metrics.relation([(r["scene"], cs) for r, cs in zip(pairs.frames, comments)], lex)
+        result["relation"] = rel
+    for r, cs in list(zip(pairs.frames, comments))[:6]:
+        log(f"  {r['video_id']} @ {r['keyframe_second']}s" + (f" [{r['scene']}]" if r["scene"] else "")
+            + ": " + " | ".join(cs[:6]))
+    return result
+
+
+def run(config, workdir: str) -> int:
+    """The main job: data, missing stage-1 prerequisites, the WGAN, then danmaku for the test key frames."""
+    import time
+    from ega_jax import data_job, generation
+    t0 = time.time()
+    data_dir = data_job.resolve_dataset(config)
+    image_dir, text_dir, gan_dir = generation.stage_dirs(config, workdir)
+    ensure_stage1(config, "image_vae", image_dir)
+    ensure_stage1(config, "text_vae", text_dir)
+    s1 = load_stage1(image_dir, text_dir)
+    size = s1.image_model.image_size
+    train_pairs = encode_split(s1, data_dir, "train", size)
+    test_pairs = encode_split(s1, data_dir, "test", size)
+    print(f"gan: {len(train_pairs.h_s)} real (mu_v, mu_s) pairs from {len(train_pairs.frames)} train key frames, "
+          f"{len(test_pairs.h_s)} test pairs; stage-1 models frozen")
+    gan = make_gan(config.gan, config.gan_optimizer, s1.text_model.latent_dim)
+    dv, ds = s1.image_model.latent_dim, s1.text_model.latent_dim
+    b = config.gan_train.batch_size
+
+    def write_samples(state, step, wd):
+        gen = generation.Generator(s1, gan, state, size)
+        cs = gen.comments_for_latents(test_pairs.frame_h_v[:6], 5, jax.random.PRNGKey(step), strategy="greedy")
+        path = os.path.join(wd, "samples", f"comments_{step:06d}.md")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            for r, c in zip(test_pairs.frames, cs):
+                f.write(f"- {r['video_id']}:{r['keyframe_second']} {r['scene']}: " + " | ".join(c) + "\n")
+        return path
+
+    task = train.Task(
+        name="gan",
+        init_state=lambda rng: gan.init(rng, dv, ds),
+        train_step=functools.partial(gan_train_step, gan=gan),
+        train_batches=lambda start: pair_batches(train_pairs, b, gan.n_critic, config.seed, start),
+        eval_step=functools.partial(gan_eval_step, gan=gan),
+        eval_batches=lambda: eval_batches(test_pairs, b),
+        finalize_eval=finalize_gan_eval,
+        write_samples=write_samples,
+    )
+    state = train.train_and_evaluate(task, config.gan_train, gan_dir, config.seed)
+    result = _write_generated(generation.Generator(s1, gan, state, size), test_pairs, config, workdir)
+    if "relation" in result:
+        rel = result["relation"]
+        print(f"relation to the true scene: {rel['relation']:.2f} of {rel['mentioning']} comments that name a scene "
+              f"(of {rel['total']}); chance {rel['chance']:.2f}")
+    print(f"done in {time.time() - t0:.0f}s. Generated danmaku: {result['dir']}/index.html (and generated.md, "
+          f"samples.jsonl); models: {image_dir}, {text_dir}, {gan_dir}")
+    return 0

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ega_jax.data.vocab import BOS, PAD
+from ega_jax.data.vocab import BOS, PAD, UNK
 
 
 def lengths_of(tokens):
@@ -61,6 +61,9 @@ class TextVAE(nn.Module):
     embed_dim: int = 128
     hidden: int = 256
     latent_dim: int = 64
+    # Share of the decoder's input characters replaced by <unk> in training
+    # (Bowman et al., 2016): the decoder then has to take the rest from z.
+    word_dropout: float = 0.0
 
     def setup(self):
         self.embed = nn.Embed(self.vocab_size, self.embed_dim)   # shared by phi_s and psi_s
@@ -70,11 +73,16 @@ class TextVAE(nn.Module):
     def encode(self, tokens):
         return self.encoder(self.embed(tokens), lengths_of(tokens))
 
-    def decode_logits(self, z, tokens):
-        """Teacher-forced logits for predicting `tokens` from z."""
-        return self.decoder(z, self.embed(shift_right(tokens)))
+    def decode_logits(self, z, tokens, dropout_rng=None):
+        """Teacher-forced logits for predicting `tokens` from z (word dropout when given an rng)."""
+        inputs = shift_right(tokens)
+        if dropout_rng is not None and self.word_dropout > 0:
+            drop = jax.random.bernoulli(dropout_rng, self.word_dropout, inputs.shape)
+            inputs = jnp.where(drop & (inputs != BOS) & (inputs != PAD), UNK, inputs)
+        return self.decoder(z, self.embed(inputs))
 
-    def __call__(self, tokens, rng):
+    def __call__(self, tokens, rng, train: bool = True):
+        z_rng, drop_rng = jax.random.split(rng)
         mu, logvar = self.encode(tokens)
-        z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mu.shape)
-        return self.decode_logits(z, tokens), mu, logvar
+        z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(z_rng, mu.shape)
+        return self.decode_logits(z, tokens, drop_rng if train else None), mu, logvar

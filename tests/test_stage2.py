@@ -1,0 +1,203 @@
+import functools
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from ega_jax import metrics, stage2, train
+from ega_jax.data import ass, danmaku_xml
+from ega_jax.data.danmaku_xml import Comment
+from ega_jax.models.wgan import Critic, Generator
+from conftest import REPO
+
+
+def _gan(penalty="clip", n_critic=3, noise=4, lr=1e-3):
+    cfg = ml_collections.ConfigDict(dict(noise_dim=noise, g_hidden=(1000, 500), d_hidden=(2000, 1000), leak=0.01,
+                                         n_critic=n_critic, penalty=penalty, clip=0.01, gp_weight=10.0))
+    opt = ml_collections.ConfigDict(dict(name="rmsprop", lr=lr, decay=0.9, momentum=0.0, clip_norm=0.0))
+    return stage2.make_gan(cfg, opt, latent_s=6)
+
+
+def test_layer_sizes_and_batch_norm():
+    gan = _gan()
+    state = gan.init(jax.random.PRNGKey(0), latent_v=5, latent_s=6)
+    g, d = state.params["generator"], state.params["critic"]
+    assert [g[f"Dense_{i}"]["kernel"].shape for i in range(3)] == [(5 + 4, 1000), (1000, 500), (500, 6)]
+    assert set(state.batch_stats) == {"BatchNorm_0", "BatchNorm_1"}            # every hidden layer of G
+    assert [d[f"Dense_{i}"]["kernel"].shape for i in range(3)] == [(5 + 6, 2000), (2000, 1000), (1000, 1)]
+    assert not any("BatchNorm" in k for k in d)                                 # none in D
+    assert set(state.params) == {"generator", "critic"}                         # nothing of stage 1
+    out = gan.generate(g, state.batch_stats, jnp.ones((3, 5)), jnp.ones((3, 4)))
+    assert out.shape == (3, 6)
+
+
+def test_wgan_loss_signs():
+    gan = _gan()
+    # A critic that scores sum(h_s): real pairs score higher here.
+    critic = Critic(hidden=())
+    d_params = {"Dense_0": {"kernel": jnp.concatenate([jnp.zeros((5, 1)), jnp.ones((6, 1))]), "bias": jnp.zeros(1)}}
+    gan = stage2.GAN(gan.generator, critic, gan.g_tx, gan.d_tx, 4, 3, "clip", 0.01, 10.0)
+    h_v, real, fake = jnp.zeros((4, 5)), jnp.full((4, 6), 1.0), jnp.full((4, 6), -1.0)
+    loss, w = stage2.critic_loss(gan, d_params, h_v, real, fake, jax.random.PRNGKey(0))
+    assert float(w) == pytest.approx(12.0)              # E[D(real)] - E[D(fake)] = 6 - (-6)
+    assert float(loss) == pytest.approx(-12.0)          # the critic minimises -W
+    # The generator minimises -E[D(fake)]: raising its scores lowers its loss.
+    g = lambda hs: -jnp.mean(critic.apply({"params": d_params}, h_v, hs))
+    assert float(g(real)) < float(g(fake))
+
+
+def test_gradient_penalty_by_hand():
+    gan = _gan(penalty="gp")
+    critic = Critic(hidden=())
+    w_s = jnp.array([3.0, 4.0, 0, 0, 0, 0])           # |grad wrt h_s| = 5 everywhere
+    d_params = {"Dense_0": {"kernel": jnp.concatenate([jnp.ones(5), w_s])[:, None], "bias": jnp.zeros(1)}}
+    gan = stage2.GAN(gan.generator, critic, gan.g_tx, gan.d_tx, 4, 3, "gp", 0.01, 10.0)
+    h_v, real, fake = jnp.zeros((4, 5)), jnp.ones((4, 6)), jnp.zeros((4, 6))
+    loss, w = stage2.critic_loss(gan, d_params, h_v, real, fake, jax.random.PRNGKey(0))
+    assert float(w) == pytest.approx(7.0)
+    assert float(loss) == pytest.approx(-7.0 + 10.0 * (5.0 - 1.0) ** 2)
+
+
+def _batch(rng, n_critic, b=8):
+    return {"real_v": rng.normal(size=(n_critic, b, 5)).astype(np.float32),
+            "real_s": rng.normal(size=(n_critic, b, 6)).astype(np.float32) + 2,
+            "gen_v": rng.normal(size=(b, 5)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("penalty", ["clip", "gp"])
+def test_train_step_clips_or_penalises_and_learns(penalty):
+    gan = _gan(penalty=penalty, lr=5e-4)
+    state = gan.init(jax.random.PRNGKey(0), 5, 6)
+    step = jax.jit(functools.partial(stage2.gan_train_step, gan=gan))
+    rng = np.random.default_rng(0)
+    ws = []
+    for i in range(30):
+        state, m = step(state, _batch(rng, gan.n_critic), jax.random.PRNGKey(i))
+        ws.append(float(m["wasserstein"]))
+    leaves = jax.tree_util.tree_leaves(state.params["critic"])
+    biggest = max(float(jnp.abs(x).max()) for x in leaves)
+    assert int(state.step) == 30 and np.isfinite(ws).all()
+    if penalty == "clip":
+        assert biggest <= 0.01 + 1e-7
+        assert ws[0] < 0.5 * max(ws)   # the critic learns to tell real from fake (shifted) latents
+    else:
+        assert biggest > 0.01          # no clipping with the penalty
+
+
+def test_relation_metric():
+    lex = {"beach": ["海边", "沙滩"], "snow": ["下雪"], "rain": ["下雨"]}
+    gen = [("beach", ["好想去海边", "下雪了", "哈哈哈"]), ("snow", ["下雪了啊", "沙滩下雪"])]
+    r = metrics.relation(gen, lex)
+    # mentioning: 海边 (beach, right), 下雪 (snow, wrong), 下雪 (right), 沙滩下雪 (both, right)
+    assert r["mentioning"] == 4 and r["total"] == 5 and r["relation"] == pytest.approx(3 / 4)
+    assert r["chance"] == pytest.approx(1 / 3)
+    assert r["confusion"] == {"beach": {"beach": 1, "snow": 1}, "snow": {"snow": 2, "beach": 1}}
+    assert metrics.relation([("beach", [""])], lex)["relation"] == 0.0
+
+
+def test_xml_and_ass_round_trip(tmp_path):
+    track = [Comment(time=0.25, text='<b>"hi"</b> & {\\an8}'), Comment(time=1.5, text="前方高能 O(∩_∩)O", mode=5),
+             Comment(time=3.125, text="\u202eRTL override", color=0xFF0000)]
+    danmaku_xml.write_danmaku_xml(track, str(tmp_path / "t.xml"))
+    back = danmaku_xml.parse_danmaku_file(str(tmp_path / "t.xml")).comments
+    # Reading sanitises: the RTL override (a format control) is removed, the rest is kept verbatim.
+    assert [(c.time, c.text, c.mode) for c in back] == [(c.time, c.text.replace("\u202e", ""), c.mode) for c in track]
+    ass.write_ass(track, str(tmp_path / "t.ass"))
+    lines = ass.read_ass(str(tmp_path / "t.ass"))
+    assert [round(s, 2) for s, _, _ in lines] == [0.25, 1.5, 3.12]
+    assert lines[0][2] == '<b>"hi"</b> & ｛＼an8｝'     # no override block can be injected
+    assert all(e > s for s, e, _ in lines)
+    text = (tmp_path / "t.ass").read_text(encoding="utf-8-sig")
+    assert text.count("Dialogue:") == 3 and "\\move(" in text and "\\an8\\pos(" in text
+
+
+# --- the main job ----------------------------------------------------------------------------
+
+TINY = ["--config.image_vae.features=(8, 16)", "--config.image_vae.latent_dim=6", "--config.image_vae.image_size=32",
+        "--config.text_vae.hidden=24", "--config.text_vae.embed_dim=16", "--config.text_vae.latent_dim=6",
+        "--config.train.batch_size=4", "--config.input.max_len=16", "--config.stage1.image_vae_steps=3",
+        "--config.stage1.text_vae_steps=3", "--config.gan.g_hidden=(16, 8)", "--config.gan.d_hidden=(16, 8)",
+        "--config.gan.noise_dim=4", "--config.gan_train.batch_size=4", "--config.gan_train.num_steps=4",
+        "--config.gan_train.log_every=2", "--config.gan_train.eval_every=4", "--config.gan_train.checkpoint_every=2",
+        "--config.gan_train.sample_every=4", "--config.generate.num_per_frame=3"]
+
+
+def _main(*args):
+    return subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/gan.py", *args, *TINY],
+                          capture_output=True, text=True, cwd=REPO, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def main_run(tiny_world, tmp_path_factory):
+    w = tmp_path_factory.mktemp("main")
+    first = _main(f"--workdir={w}", f"--config.data.dir={tiny_world['built']}")
+    return w, first, tiny_world
+
+
+def test_main_job_trains_prerequisites_then_the_gan(main_run):
+    w, first, _ = main_run
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = first.stdout
+    assert "image_vae: no finished run" in out and "text_vae: no finished run" in out
+    assert "gan step 4/4" in out and "relation to the true scene" in out and "index.html" in out
+    for d in ("image_vae", "text_vae"):
+        assert (w / d / "FINISHED.json").exists() and json.loads((w / d / "config.json").read_text())["stage"] == d
+    rows = [json.loads(l) for l in (w / "generated" / "samples.jsonl").read_text().splitlines()]
+    frames = {r["keyframe_id"] for r in rows}
+    assert rows and len(rows) == 3 * len(frames) and all(r["model"] == "ega" for r in rows)
+    assert all((w / "generated" / r["image"]).exists() for r in rows)
+    page = (w / "generated" / "index.html").read_text()
+    assert page.count("<div class='f'>") == len(frames) and "<script" not in page
+
+
+def test_second_run_resumes_instead_of_starting_over(main_run):
+    w, _, tiny_world = main_run
+    again = _main(f"--workdir={w}", f"--config.data.dir={tiny_world['built']}")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "image_vae: finished run found" in again.stdout and "text_vae: finished run found" in again.stdout
+    assert "gan: already trained" in again.stdout
+
+
+def test_unfinished_prerequisite_resumes_and_stage1_stays_frozen(main_run, tmp_path):
+    import shutil
+    w, _, tiny_world = main_run
+    w2 = tmp_path / "w2"
+    shutil.copytree(w / "image_vae", w2 / "image_vae")
+    shutil.copytree(w / "text_vae", w2 / "text_vae")
+    (w2 / "text_vae" / "FINISHED.json").unlink()           # as if killed after its last checkpoint
+    before = stage2.load_stage1(str(w / "image_vae"), str(w / "text_vae"))
+    r = _main(f"--workdir={w2}", f"--config.data.dir={tiny_world['built']}", "--config.stage1.text_vae_steps=5")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "text_vae: resumed from step 3" in r.stdout and "image_vae: finished run found" in r.stdout
+    after = stage2.load_stage1(str(w2 / "image_vae"), str(w2 / "text_vae"))
+    # The GAN trained on top of image_vae without changing it.
+    for x, y in zip(jax.tree_util.tree_leaves(before.image_variables), jax.tree_util.tree_leaves(after.image_variables)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_generate_cli_image_and_video(main_run, tmp_path):
+    w, _, tiny_world = main_run
+    image = next((w / "generated" / "frames").iterdir())
+    run = lambda *a: subprocess.run([sys.executable, "-m", "ega_jax.generate", f"--workdir={w}", *a],
+                                    capture_output=True, text=True, cwd=REPO, timeout=600)
+    r = run(f"--image={image}", "-n", "4", "--strategy=beam")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert len(r.stdout.strip().splitlines()) == 4
+    video = next((tiny_world["raw"] / "videos").iterdir())
+    for fmt in ("xml", "ass"):
+        out = tmp_path / f"track.{fmt}"
+        r = run(f"--video={video}", f"--out={out}", f"--format={fmt}", "--strategy=sample")
+        assert r.returncode == 0, r.stderr[-3000:]
+        if fmt == "xml":
+            track = danmaku_xml.parse_danmaku_file(str(out)).comments
+            assert track and all(0 <= c.time < 16 for c in track)          # the tiny world's videos are 16 s
+            assert [c.time for c in track] == sorted(c.time for c in track)
+        else:
+            assert ass.read_ass(str(out))
+    bad = run(f"--image={tmp_path / 'nope.png'}")
+    assert bad.returncode != 0 and "nope.png" in bad.stderr
