@@ -73,3 +73,32 @@ def save(config, workdir: str) -> None:
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as f:
         f.write(config.to_json_best_effort(indent=1))
+
+
+def gan_config() -> ml_collections.ConfigDict:
+    """The E-GA main job with the paper's settings (configs/gan_paper.py); configs/gan.py adapts it to a CPU."""
+    config = base_config()
+    config.stage = "gan"
+    # Stage-1 prerequisites: trained into W/image_vae and W/text_vae unless these name finished runs.
+    # *_optimizer: None trains them with config.optimizer (the paper's SGD).
+    config.stage1 = ml_collections.ConfigDict(dict(
+        image_vae_dir="", text_vae_dir="",
+        image_vae_steps=image_vae_config().train.num_steps,
+        text_vae_steps=text_vae_config().train.num_steps,
+        text_vae_optimizer=ml_collections.ConfigDict(dict(name="", lr=0.0))))
+    # Paper 2.2: G 1000-500 with batch norm, D 2000-1000 without, leaky ReLU 0.01.
+    # n_critic and weight clipping as in the WGAN paper; penalty="gp" for a gradient penalty.
+    config.gan = ml_collections.ConfigDict(dict(
+        noise_dim=64, g_hidden=(1000, 500), d_hidden=(2000, 1000), leak=0.01,
+        n_critic=5, penalty="clip", clip=0.01, gp_weight=10.0))
+    # Paper 2.3: RMSProp, learning rate 1e-5, decay 0.9.
+    config.gan_optimizer = ml_collections.ConfigDict(dict(name="rmsprop", lr=1e-5, decay=0.9, momentum=0.0,
+                                                          clip_norm=0.0))
+    config.gan_train = ml_collections.ConfigDict(dict(
+        batch_size=32, num_steps=3000, log_every=250, eval_every=1000, checkpoint_every=1000,
+        keep_checkpoints=3, sample_every=1000))
+    # Greedy decoding: the noise draws already make the comments of a frame diverse, and
+    # sampling from generated latents adds misspellings (measured on the embedded default).
+    config.generate = ml_collections.ConfigDict(dict(
+        num_per_frame=10, strategy="greedy", temperature=0.8, top_k=10, beam_size=5))
+    return config

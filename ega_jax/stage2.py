@@ -282,6 +282,8 @@ def ensure_stage1(config, stage: str, stage_dir: str, log=print) -> None:
         sub[section] = config[section].to_dict()
     sub.seed, sub.kl.mu0 = config.seed, config.kl.mu0
     sub.train.num_steps = config.stage1[f"{stage}_steps"]
+    if stage == "text_vae" and config.stage1.text_vae_optimizer.name:
+        sub.optimizer.update(name=config.stage1.text_vae_optimizer.name, lr=config.stage1.text_vae_optimizer.lr)
     log(f"{stage}: no finished run in {stage_dir}; training it ({sub.train.num_steps} steps)")
     defaults.save(sub, stage_dir)
     stage1.run(sub, stage_dir)

@@ -100,6 +100,18 @@ def test_relation_metric():
     assert metrics.relation([("beach", [""])], lex)["relation"] == 0.0
 
 
+def test_paper_config_keeps_the_paper_settings():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("gan_paper", REPO / "configs" / "gan_paper.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    c = mod.get_config()
+    assert (c.gan_optimizer.name, c.gan_optimizer.lr, c.gan_optimizer.decay) == ("rmsprop", 1e-5, 0.9)
+    assert (c.optimizer.name, c.optimizer.lr, c.optimizer.momentum, c.optimizer.clip_norm) == ("sgd", 0.1, 0.6, 1.0)
+    assert c.stage1.text_vae_optimizer.name == "" and c.gan.penalty == "clip" and c.gan.n_critic == 5
+    assert tuple(c.gan.g_hidden) == (1000, 500) and tuple(c.gan.d_hidden) == (2000, 1000) and c.gan.leak == 0.01
+
+
 def test_xml_and_ass_round_trip(tmp_path):
     track = [Comment(time=0.25, text='<b>"hi"</b> & {\\an8}'), Comment(time=1.5, text="前方高能 O(∩_∩)O", mode=5),
              Comment(time=3.125, text="\u202eRTL override", color=0xFF0000)]
@@ -145,8 +157,12 @@ def test_main_job_trains_prerequisites_then_the_gan(main_run):
     out = first.stdout
     assert "image_vae: no finished run" in out and "text_vae: no finished run" in out
     assert "gan step 4/4" in out and "relation to the true scene" in out and "index.html" in out
+    saved = {d: json.loads((w / d / "config.json").read_text()) for d in ("image_vae", "text_vae")}
     for d in ("image_vae", "text_vae"):
-        assert (w / d / "FINISHED.json").exists() and json.loads((w / d / "config.json").read_text())["stage"] == d
+        assert (w / d / "FINISHED.json").exists() and saved[d]["stage"] == d
+    # configs/gan.py trains its sentence VAE with Adam; the image VAE keeps the paper's SGD.
+    assert saved["text_vae"]["optimizer"]["name"] == "adam" and saved["image_vae"]["optimizer"]["name"] == "sgd"
+    assert saved["text_vae"]["train"]["num_steps"] == 3 and saved["text_vae"]["text_vae"]["hidden"] == 24
     rows = [json.loads(l) for l in (w / "generated" / "samples.jsonl").read_text().splitlines()]
     frames = {r["keyframe_id"] for r in rows}
     assert rows and len(rows) == 3 * len(frames) and all(r["model"] == "ega" for r in rows)
