@@ -10,7 +10,6 @@ frame's comments over the seconds of its cluster.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import os
 
@@ -35,7 +34,7 @@ class Generator:
     def latents(self, frame_h_v: np.ndarray, n: int, rng) -> jnp.ndarray:
         h_v = jnp.repeat(jnp.asarray(frame_h_v), n, axis=0)
         tau = jax.random.normal(rng, (h_v.shape[0], self.gan.noise_dim))
-        return _generate_jit(self.gan.generator, self.state.params["generator"], self.state.batch_stats, h_v, tau)
+        return self.gan.generate(self.state.params["generator"], self.state.batch_stats, h_v, tau)
 
     def decode(self, h_s, strategy: str, rng, temperature: float = 0.8, top_k: int = 10,
                beam_size: int = 5) -> list[str]:
@@ -59,15 +58,7 @@ class Generator:
 
     def comments(self, images_uint8: np.ndarray, n: int, rng, **decode_kw) -> list[list[str]]:
         """uint8 (F, H, W, 3) frames of any size -> n comments per frame."""
-        from PIL import Image
-        x = np.stack([np.asarray(Image.fromarray(im).resize((self.image_size,) * 2, Image.BILINEAR))
-                      for im in images_uint8]).astype(np.float32) / 127.5 - 1.0
-        return self.comments_for_latents(self.s1.encode_images(x), n, rng, **decode_kw)
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def _generate_jit(generator, params, batch_stats, h_v, tau):
-    return generator.apply({"params": params, "batch_stats": batch_stats}, h_v, tau, train=False)
+        return self.comments_for_latents(self.s1.encode_frames(images_uint8), n, rng, **decode_kw)
 
 
 def stage_dirs(config, workdir: str) -> tuple[str, str, str]:

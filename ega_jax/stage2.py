@@ -50,6 +50,13 @@ class Stage1:
             out.append(np.asarray(mu))
         return np.concatenate(out) if out else np.zeros((0, self.image_model.latent_dim), np.float32)
 
+    def encode_frames(self, frames_uint8) -> np.ndarray:
+        """uint8 (F, H, W, 3) frames of any size -> mu_v, resized and scaled as in training."""
+        from PIL import Image
+        size = (self.image_model.image_size,) * 2
+        x = np.stack([np.asarray(Image.fromarray(np.asarray(f)).resize(size, Image.BILINEAR)) for f in frames_uint8])
+        return self.encode_images(x.astype(np.float32) / 127.5 - 1.0)
+
     def encode_texts(self, texts, batch: int = 512) -> np.ndarray:
         out = []
         for i in range(0, len(texts), batch):
@@ -130,6 +137,7 @@ class GAN:
                         opt_state={"generator": self.g_tx.init(params["generator"]),
                                    "critic": self.d_tx.init(params["critic"])})
 
+    @functools.partial(jax.jit, static_argnums=0)
     def generate(self, params, batch_stats, h_v, tau):
         return self.generator.apply({"params": params, "batch_stats": batch_stats}, h_v, tau, train=False)
 
@@ -233,14 +241,11 @@ class LatentPairs:
     frame_h_v: np.ndarray    # (n_frames, dv)
 
 
-def encode_split(s1: Stage1, data_dir: str, split: str, image_size: int) -> LatentPairs:
+def encode_split(s1: Stage1, data_dir: str, split: str) -> LatentPairs:
     from ega_jax.data import records
-    from PIL import Image
     frames = records.read_records(records.find_shards(data_dir, split))
     frames.sort(key=lambda r: (r["video_id"], r["keyframe_second"]))
-    images = np.stack([np.asarray(Image.fromarray(r["image"]).resize((image_size, image_size), Image.BILINEAR))
-                       for r in frames]).astype(np.float32) / 127.5 - 1.0
-    frame_h_v = s1.encode_images(images)
+    frame_h_v = s1.encode_frames([r["image"] for r in frames])
     texts = [c for r in frames for c in r["comments"]]
     frame_of = np.asarray([i for i, r in enumerate(frames) for _ in r["comments"]], np.int64)
     return LatentPairs(frame_h_v[frame_of], s1.encode_texts(texts), frame_of, frames, frame_h_v)
@@ -345,8 +350,8 @@ def run(config, workdir: str) -> int:
     ensure_stage1(config, "text_vae", text_dir)
     s1 = load_stage1(image_dir, text_dir)
     size = s1.image_model.image_size
-    train_pairs = encode_split(s1, data_dir, "train", size)
-    test_pairs = encode_split(s1, data_dir, "test", size)
+    train_pairs = encode_split(s1, data_dir, "train")
+    test_pairs = encode_split(s1, data_dir, "test")
     print(f"gan: {len(train_pairs.h_s)} real (mu_v, mu_s) pairs from {len(train_pairs.frames)} train key frames, "
           f"{len(test_pairs.h_s)} test pairs; stage-1 models frozen")
     gan = make_gan(config.gan, config.gan_optimizer, s1.text_model.latent_dim)
