@@ -5,7 +5,8 @@ For each data source (the embedded default, and real danmaku text when
 trained with the shared loop (resumable, one workdir per run), then evaluated
 on the test split. Writes to the workdir:
 
-  mu0_results.md / .csv   mu0, capacity C(mu0), test reconstruction loss, KL, active units
+  mu0_results.md / .csv   mu0, capacity C(mu0), test reconstruction loss (from a sample of
+                          N(mu, sigma^2): rec; from mu: rec_mu), KL, active units
   mu0_samples.md          Table 2: input, reconstruction from mu, generation from N(mu, sigma^2)
   capacity.png            Fig. 3(a): C(mu0) with the studied values marked
   reconstruction.png      Fig. 3(b): test reconstruction loss vs mu0, per source
@@ -59,7 +60,9 @@ def _plots(rows, mu0s, workdir):
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for source in sorted({r["source"] for r in rows}):
         rs = [r for r in rows if r["source"] == source]
-        ax.plot([r["mu0"] for r in rs], [r["rec"] for r in rs], "o-", label=source)
+        line, = ax.plot([r["mu0"] for r in rs], [r["rec_mu"] for r in rs], "o-", label=f"{source}, from mu")
+        ax.plot([r["mu0"] for r in rs], [r["rec"] for r in rs], "x--", color=line.get_color(),
+                label=f"{source}, from a sample")
     ax.set(xlabel="mu0", ylabel="test reconstruction loss (nats / pair)", title="Fig. 3(b): reconstruction vs mu0")
     ax.legend()
     fig.tight_layout()
@@ -87,7 +90,7 @@ def run(config, workdir: str) -> int:
             for r in stage1.reconstruction_table(state.params, model, vocab, texts, c.input.max_len,
                                                  jax.random.PRNGKey(c.seed)):
                 samples.append({"source": source, "mu0": f"{mu0:g}", **r})
-    cols = ["source", "mu0", "capacity", "rec", "nll_per_char", "kl", "sem", "active_units"]
+    cols = ["source", "mu0", "capacity", "rec", "rec_mu", "nll_per_char", "kl", "sem", "active_units"]
     with open(os.path.join(workdir, "mu0_results.csv"), "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
         w.writeheader()

@@ -36,7 +36,7 @@ def test_tiny_study_writes_tables_and_plots(tiny_world, tmp_path):
     assert [float(x["mu0"]) for x in rows] == [0.0, 4.0]
     for x in rows:
         assert float(x["capacity"]) == pytest.approx(float(losses.embedding_capacity(float(x["mu0"]))), rel=1e-6)
-        assert float(x["rec"]) > 0 and int(x["active_units"]) <= 4
+        assert float(x["rec"]) > 0 and float(x["rec_mu"]) > 0 and int(x["active_units"]) <= 4
     samples = (w / "mu0_samples.md").read_text().splitlines()
     assert len(samples) == 2 + 2 + 3 * 2         # title, blank, header, rule, 3 sentences x 2 mu0
     assert (w / "capacity.png").stat().st_size > 1000 and (w / "reconstruction.png").stat().st_size > 1000
