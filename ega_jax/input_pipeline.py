@@ -18,14 +18,13 @@ their last batch is padded to the batch size and ``mask`` marks the real rows.
 from __future__ import annotations
 
 import dataclasses
-import os
 from typing import Iterator
 
 import numpy as np
 import tensorflow as tf
 
 from ega_jax.data import records
-from ega_jax.data.vocab import EOS, PAD, UNK, CharVocab
+from ega_jax.data.vocab import EOS, PAD, UNK, CharVocab, load_vocab
 
 BATCH_KINDS = ("images", "pairs", "image_comment")
 
@@ -40,13 +39,6 @@ class PipelineConfig:
     shuffle_buffer: int = 2048
     process_index: int = 0          # multi-host: this host reads shards[process_index::process_count]
     process_count: int = 1
-
-
-def load_vocab(data_dir: str) -> CharVocab:
-    path = os.path.join(data_dir, "vocab.json")
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found; build the dataset first (python -m ega_jax.data.build)")
-    return CharVocab.load(path)
 
 
 def _options() -> tf.data.Options:

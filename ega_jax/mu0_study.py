@@ -24,6 +24,7 @@ import numpy as np
 from ega_jax import data_job, losses, stage1, train
 from ega_jax.data import build as build_lib
 from ega_jax.data import records
+from ega_jax.data.vocab import load_vocab
 
 
 def _sources(config, workdir):
@@ -75,6 +76,8 @@ def run(config, workdir: str) -> int:
     rows, samples = [], []
     for source, data_dir in _sources(config, workdir).items():
         texts = _sample_texts(data_dir, config.study.num_samples, config.seed)
+        vocab = load_vocab(data_dir)
+        model = stage1.text_model(config.text_vae, len(vocab))
         for mu0 in mu0s:
             c = copy.deepcopy(config)
             c.kl.mu0 = mu0
@@ -85,8 +88,6 @@ def run(config, workdir: str) -> int:
             state = train.train_and_evaluate(task, c.train, run_dir, c.seed)
             ev = train.evaluate(task, jax.jit(task.eval_step), state, jax.random.PRNGKey(c.seed))
             rows.append({"source": source, "mu0": mu0, "capacity": float(losses.embedding_capacity(mu0)), **ev})
-            vocab = stage1.load_stage_vocab(data_dir)
-            model = stage1.text_model(c.text_vae, len(vocab))
             for r in stage1.reconstruction_table(state.params, model, vocab, texts, c.input.max_len,
                                                  jax.random.PRNGKey(c.seed)):
                 samples.append({"source": source, "mu0": f"{mu0:g}", **r})

@@ -15,9 +15,10 @@ import shutil
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from ega_jax import decoding, losses
-from ega_jax.data.vocab import PAD, CharVocab
+from ega_jax.data.vocab import PAD, CharVocab, load_vocab
 from ega_jax.models.image_vae import ImageVAE
 from ega_jax.models.text_vae import TextVAE
 from ega_jax.train import Task, TrainState, make_optimizer
@@ -70,8 +71,7 @@ def image_train_step(state: TrainState, batch, rng, *, kl, reconstruction: str =
 
     (loss, (rec, kl_term, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
-    return state, {"loss": loss, "rec": rec, "kl": kl_term, "alpha": alpha,
-                   "grad_norm": jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree_util.tree_leaves(grads)))}
+    return state, {"loss": loss, "rec": rec, "kl": kl_term, "alpha": alpha, "grad_norm": optax.global_norm(grads)}
 
 
 def image_eval_step(state: TrainState, batch, rng, *, kl, reconstruction: str = "sum"):
@@ -127,7 +127,7 @@ def text_train_step(state: TrainState, batch, rng, *, kl, semantic_weight: float
     (loss, (rec, sem, kl_term, per_char)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     state = state.apply_gradients(grads=grads)
     return state, {"loss": loss, "rec": rec, "sem": sem, "kl": kl_term, "alpha": alpha, "nll_per_char": per_char,
-                   "grad_norm": jnp.sqrt(sum(jnp.sum(g ** 2) for g in jax.tree_util.tree_leaves(grads)))}
+                   "grad_norm": optax.global_norm(grads)}
 
 
 def text_eval_step(state: TrainState, batch, rng, *, kl, semantic_weight: float):
@@ -181,10 +181,6 @@ def markdown_table(rows: list[dict]) -> str:
 # Tasks (these read the TFRecords)
 
 
-def load_stage_vocab(data_dir: str) -> CharVocab:
-    return CharVocab.load(os.path.join(data_dir, "vocab.json"))
-
-
 def _pipeline(config, data_dir):
     from ega_jax import input_pipeline as ip
     return ip, ip.PipelineConfig(data_dir, batch_size=config.train.batch_size, max_len=config.input.max_len,
@@ -224,7 +220,7 @@ def image_vae_task(config, data_dir: str) -> Task:
 
 def text_vae_task(config, data_dir: str) -> Task:
     ip, pcfg = _pipeline(config, data_dir)
-    vocab = load_stage_vocab(data_dir)
+    vocab = load_vocab(data_dir)
     model = text_model(config.text_vae, len(vocab))
     tx = make_optimizer(config.optimizer)
     max_len = config.input.max_len

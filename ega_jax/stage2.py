@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ega_jax import decoding, stage1, train
-from ega_jax.data.vocab import CharVocab
+from ega_jax import stage1, train
+from ega_jax.data.vocab import CharVocab, load_vocab
 from ega_jax.models.wgan import Critic, Generator
 
 # ---------------------------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def _stage_config(workdir: str):
 def load_stage1(image_vae_dir: str, text_vae_dir: str) -> Stage1:
     """Rebuilds both stage-1 models from their saved configs and restores their final checkpoints."""
     icfg, tcfg = _stage_config(image_vae_dir), _stage_config(text_vae_dir)
-    vocab = CharVocab.load(os.path.join(text_vae_dir, "vocab.json"))
+    vocab = load_vocab(text_vae_dir)
     image_model = stage1.image_model(icfg.image_vae)
     text_model = stage1.text_model(tcfg.text_vae, len(vocab))
     tx = train.make_optimizer(icfg.optimizer)

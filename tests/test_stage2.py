@@ -9,10 +9,10 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ega_jax import metrics, stage2, train
+from ega_jax import metrics, stage2
 from ega_jax.data import ass, danmaku_xml
 from ega_jax.data.danmaku_xml import Comment
-from ega_jax.models.wgan import Critic, Generator
+from ega_jax.models.wgan import Critic
 from conftest import REPO
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import os
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -70,3 +71,11 @@ class CharVocab:
         if tuple(d["specials"]) != SPECIALS:
             raise ValueError(f"{path}: specials {d['specials']} differ from {SPECIALS}")
         return cls([c for c, _ in d["chars"]], [n for _, n in d["chars"]], d["min_count"])
+
+
+def load_vocab(directory: str) -> CharVocab:
+    """vocab.json of a built dataset or of a finished sentence-VAE stage."""
+    path = os.path.join(directory, "vocab.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found; build the dataset first (python -m ega_jax.data.build)")
+    return CharVocab.load(path)
