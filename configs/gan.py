@@ -22,8 +22,4 @@ from ega_jax import defaults
 
 
 def get_config():
-    config = defaults.gan_config()
-    config.stage1.text_vae_optimizer.update(name="adam", lr=1e-3)
-    config.gan_optimizer.lr = 1e-4
-    config.gan_train.num_steps = 10000
-    return config
+    return defaults.main_job_config()

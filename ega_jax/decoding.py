@@ -1,6 +1,9 @@
 """Turning sentence latents into characters with the sentence decoder psi_s.
 
-Pure functions of the TextVAE parameters, batched over latents and
+Every model with a GRU comment decoder (the sentence VAE, and the baselines'
+conditional decoders, where z is the frame's conditioning vector) keeps the
+same parameter layout {"embed", "decoder": {"init", "gru_cell", "out"}}, so these
+decoders serve them all. Pure functions of those parameters, batched over latents and
 jit-compiled; the character loop is a ``lax.scan``, so a whole batch decodes
 in one XLA computation. ``step_fn`` runs exactly the cell that teacher forcing
 trains (tests check the two agree).
@@ -17,18 +20,23 @@ import jax.numpy as jnp
 from ega_jax.data.vocab import BOS, EOS, PAD
 
 
-def step_fn(params):
-    """(carry, previous token ids, z) -> (carry, logits) for one character."""
-    emb = params["embed"]["embedding"]
+def embedded_step_fn(params):
+    """(carry, embedded previous character, z) -> (carry, logits) for one character."""
     dec = params["decoder"]
     cell = nn.GRUCell(dec["init"]["kernel"].shape[1])
 
-    def step(carry, prev, z):
-        x = jnp.concatenate([emb[prev], z], axis=-1)
-        carry, y = cell.apply({"params": dec["gru_cell"]}, carry, x)
+    def step(carry, x_emb, z):
+        carry, y = cell.apply({"params": dec["gru_cell"]}, carry, jnp.concatenate([x_emb, z], axis=-1))
         return carry, y @ dec["out"]["kernel"] + dec["out"]["bias"]
 
     return step
+
+
+def step_fn(params):
+    """(carry, previous token ids, z) -> (carry, logits) for one character."""
+    emb = params["embed"]["embedding"]
+    step = embedded_step_fn(params)
+    return lambda carry, prev, z: step(carry, emb[prev], z)
 
 
 def initial_carry(params, z):
@@ -126,3 +134,22 @@ def beam_search(params, z, max_len: int, beam_size: int):
     (_, _, scores, tokens, _), _ = jax.lax.scan(
         body, (carry, prev, scores, tokens, finished), jnp.arange(max_len))
     return tokens, scores
+
+
+def soft_rollout(params, z, max_len: int):
+    """Per-step character distributions (B, max_len, V), each step fed the expected embedding of the
+    previous step's distribution: a differentiable "soft" sentence, what a GAN generating
+    characters directly (the Simple-GAN baseline) hands its critic. <bos> is never emitted.
+    """
+    emb = params["embed"]["embedding"]
+    step = embedded_step_fn(params)
+
+    def body(state, _):
+        carry, x = state
+        carry, logits = step(carry, x, z)
+        p = jax.nn.softmax(logits.at[:, BOS].set(-jnp.inf), axis=-1)
+        return (carry, p @ emb), p
+
+    x0 = jnp.broadcast_to(emb[BOS], (z.shape[0], emb.shape[1]))
+    _, probs = jax.lax.scan(body, (initial_carry(params, z), x0), None, length=max_len)
+    return jnp.swapaxes(probs, 0, 1)

@@ -1,4 +1,4 @@
-r"""Danmaku from a trained E-GA workdir (the main job's --workdir).
+r"""Danmaku from a trained model's workdir: E-GA (the main job's --workdir) or a baseline's.
 
   python -m ega_jax.generate --workdir=W --image=frame.png [-n 10] [--strategy=beam]
   python -m ega_jax.generate --workdir=W --video=in.mp4 --out=out.xml [--format=ass]
@@ -17,13 +17,15 @@ import sys
 from absl import app, flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", None, "Workdir of a finished main job (configs/gan.py).", required=True)
+flags.DEFINE_string("workdir", None, "Workdir of a finished main job (configs/gan.py) or baseline "
+                    "(configs/encdec.py, cvae.py, simple_gan.py).", required=True)
 flags.DEFINE_string("image", None, "An image to comment on.")
 flags.DEFINE_string("video", None, "A video to write a danmaku track for.")
 flags.DEFINE_string("out", None, "Output file for --video.")
 flags.DEFINE_enum("format", "xml", ["xml", "ass"], "Output format for --video.")
 flags.DEFINE_integer("n", 10, "Comments per image (with --image).", short_name="n")
-flags.DEFINE_enum("strategy", "greedy", ["greedy", "sample", "topk", "beam"], "Decoding strategy.")
+flags.DEFINE_enum("strategy", None, ["greedy", "sample", "topk", "beam"],
+                  "Decoding strategy (default: the model's config.generate.strategy).")
 flags.DEFINE_float("temperature", 0.8, "Sampling temperature (sample, topk).")
 flags.DEFINE_integer("top_k", 10, "Characters kept by topk.")
 flags.DEFINE_integer("beam_size", 5, "Beam width (beam).")
@@ -44,9 +46,9 @@ def main(argv):
         raise app.UsageError("give exactly one of --image or --video")
     if FLAGS.video and not FLAGS.out:
         raise app.UsageError("--video needs --out")
-    gen, _ = generation.load(FLAGS.workdir)
+    gen, config = generation.load(FLAGS.workdir)
     rng = jax.random.PRNGKey(FLAGS.seed)
-    kw = dict(strategy=FLAGS.strategy, temperature=FLAGS.temperature, top_k=FLAGS.top_k, beam_size=FLAGS.beam_size)
+    kw = dict(strategy=FLAGS.strategy or config.generate.strategy, temperature=FLAGS.temperature, top_k=FLAGS.top_k, beam_size=FLAGS.beam_size)
     if FLAGS.image:
         try:
             image = np.asarray(Image.open(FLAGS.image).convert("RGB"))

@@ -1,8 +1,10 @@
 """From frames to danmaku with a trained E-GA: h_v = mu_v, k noise draws, G, then psi_s decodes.
 
-``load(workdir)`` restores everything a main-job workdir holds (its config,
-the frozen stage-1 models and the GAN); ``Generator.comments(images, n)``
-returns n comments per image with one of the decoding strategies;
+``load(workdir)`` restores the model a workdir holds: E-GA (its config, the
+frozen stage-1 models and the GAN) or one of the baselines, each a
+``CommentModel``: ``comments(images, n, rng)`` returns n comments per image
+with one of the decoding strategies and ``log_prob(images, texts, rng)``
+scores comments for ranking;
 ``video_track`` runs the key-frame pipeline on a video and spreads each key
 frame's comments over the seconds of its cluster.
 """
@@ -24,41 +26,114 @@ from ega_jax.data.danmaku_xml import Comment
 STRATEGIES = ("greedy", "sample", "topk", "beam")
 
 
+def decode_texts(params, vocab, max_len: int, z, strategy: str = "greedy", rng=None, temperature: float = 0.8,
+                 top_k: int = 10, beam_size: int = 5) -> list[str]:
+    """Comments from a GRU comment decoder ({"embed", "decoder"} params) for each row of z."""
+    rng = jax.random.PRNGKey(0) if rng is None else rng
+    if strategy == "greedy":
+        tokens = decoding.greedy(params, z, max_len)
+    elif strategy == "sample":
+        tokens = decoding.sample(params, z, rng, max_len, temperature=temperature)
+    elif strategy == "topk":
+        tokens = decoding.sample(params, z, rng, max_len, temperature=temperature, top_k=top_k)
+    elif strategy == "beam":
+        tokens = decoding.beam_search(params, z, max_len, beam_size)[0][:, 0]
+    else:
+        raise ValueError(f"strategy {strategy!r}; use one of {STRATEGIES}")
+    return [vocab.decode(t) for t in np.asarray(tokens)]
+
+
+def mc_log_prob(params, z, tokens, log_weights=None, chunk: int = 4096) -> np.ndarray:
+    """log (1/K) sum_k w_k P(tokens | z_k) for z (N, K, d), tokens (N, L): a conditional
+    log-likelihood marginalised over K draws of the decoder's input (noise or latent);
+    log_weights (N, K) turn it into an importance-sampling estimate."""
+    n, k = z.shape[:2]
+    rows = max(1, chunk // k)
+    out = []
+    for i in range(0, n, rows):
+        zz, tt = jnp.asarray(z[i:i + rows]), jnp.asarray(tokens[i:i + rows])
+        m = zz.shape[0]
+        lp = decoding.sequence_log_prob(params, zz.reshape(m * k, -1), jnp.repeat(tt, k, axis=0)).reshape(m, k)
+        if log_weights is not None:
+            lp = lp + jnp.asarray(log_weights[i:i + rows])
+        out.append(np.asarray(jax.scipy.special.logsumexp(lp, axis=1) - np.log(k)))
+    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+class CommentModel:
+    """What the harness needs of any frame -> comments model (E-GA and the baselines).
+
+    Subclasses set ``name``, ``vocab``, ``max_len`` and ``image_size`` and implement
+    ``frame_features`` (uint8 frames -> the model's frame representation),
+    ``comments_for_features`` and ``log_prob_for_features``.
+    """
+    name: str
+    default_strategy = "greedy"
+
+    def frame_features(self, images_uint8) -> np.ndarray:
+        raise NotImplementedError
+
+    def comments_for_features(self, feats: np.ndarray, n: int, rng, **decode_kw) -> list[list[str]]:
+        raise NotImplementedError
+
+    def log_prob_for_features(self, feats: np.ndarray, tokens: np.ndarray, rng) -> np.ndarray:
+        raise NotImplementedError
+
+    def tokens(self, texts) -> np.ndarray:
+        return np.stack([self.vocab.encode(t, self.max_len) for t in texts]) if len(texts) else \
+            np.zeros((0, self.max_len), np.int32)
+
+    def comments(self, images_uint8, n: int, rng, **decode_kw) -> list[list[str]]:
+        """uint8 (F, H, W, 3) frames of any size -> n comments per frame."""
+        return self.comments_for_features(self.frame_features(images_uint8), n, rng, **decode_kw)
+
+    def log_prob(self, images_uint8, texts, rng) -> np.ndarray:
+        """log P(text_i | frame_i) for aligned frames and texts (the ranking score)."""
+        return self.log_prob_for_features(self.frame_features(images_uint8), self.tokens(texts), rng)
+
+
+def _split(texts: list[str], n: int) -> list[list[str]]:
+    return [texts[i * n:(i + 1) * n] for i in range(len(texts) // n)]
+
+
 @dataclasses.dataclass
-class Generator:
+class Generator(CommentModel):
+    """E-GA: h_v = mu_v of the frame, G(h_v, tau) a sentence latent, psi_s decodes it."""
     s1: stage2.Stage1
     gan: stage2.GAN
     state: stage2.GANState
     image_size: int
+    name = "ega"
+    # Monte Carlo draws of tau behind each ranking score.
+    score_samples: int = 32
+
+    @property
+    def vocab(self):
+        return self.s1.vocab
+
+    @property
+    def max_len(self):
+        return self.s1.max_len
+
+    def frame_features(self, images_uint8):
+        return self.s1.encode_frames(images_uint8)
 
     def latents(self, frame_h_v: np.ndarray, n: int, rng) -> jnp.ndarray:
         h_v = jnp.repeat(jnp.asarray(frame_h_v), n, axis=0)
         tau = jax.random.normal(rng, (h_v.shape[0], self.gan.noise_dim))
         return self.gan.generate(self.state.params["generator"], self.state.batch_stats, h_v, tau)
 
-    def decode(self, h_s, strategy: str, rng, temperature: float = 0.8, top_k: int = 10,
-               beam_size: int = 5) -> list[str]:
-        params, max_len = self.s1.text_params, self.s1.max_len
-        if strategy == "greedy":
-            tokens = decoding.greedy(params, h_s, max_len)
-        elif strategy == "sample":
-            tokens = decoding.sample(params, h_s, rng, max_len, temperature=temperature)
-        elif strategy == "topk":
-            tokens = decoding.sample(params, h_s, rng, max_len, temperature=temperature, top_k=top_k)
-        elif strategy == "beam":
-            tokens = decoding.beam_search(params, h_s, max_len, beam_size)[0][:, 0]
-        else:
-            raise ValueError(f"strategy {strategy!r}; use one of {STRATEGIES}")
-        return [self.s1.vocab.decode(t) for t in np.asarray(tokens)]
+    def decode(self, h_s, strategy: str, rng, **kw) -> list[str]:
+        return decode_texts(self.s1.text_params, self.vocab, self.max_len, h_s, strategy, rng, **kw)
 
-    def comments_for_latents(self, frame_h_v: np.ndarray, n: int, rng, **decode_kw) -> list[list[str]]:
+    def comments_for_features(self, frame_h_v, n: int, rng, strategy: str = "greedy", **decode_kw):
         g_rng, d_rng = jax.random.split(rng)
-        texts = self.decode(self.latents(frame_h_v, n, g_rng), rng=d_rng, **decode_kw)
-        return [texts[i * n:(i + 1) * n] for i in range(len(frame_h_v))]
+        return _split(self.decode(self.latents(frame_h_v, n, g_rng), strategy, d_rng, **decode_kw), n)
 
-    def comments(self, images_uint8: np.ndarray, n: int, rng, **decode_kw) -> list[list[str]]:
-        """uint8 (F, H, W, 3) frames of any size -> n comments per frame."""
-        return self.comments_for_latents(self.s1.encode_frames(images_uint8), n, rng, **decode_kw)
+    def log_prob_for_features(self, frame_h_v, tokens, rng):
+        k = self.score_samples
+        z = np.asarray(self.latents(frame_h_v, k, rng)).reshape(len(frame_h_v), k, -1)
+        return mc_log_prob(self.s1.text_params, z, tokens)
 
 
 def stage_dirs(config, workdir: str) -> tuple[str, str, str]:
@@ -68,13 +143,20 @@ def stage_dirs(config, workdir: str) -> tuple[str, str, str]:
             os.path.join(workdir, "gan"))
 
 
-def load(workdir: str) -> tuple[Generator, ml_collections.ConfigDict]:
+def load(workdir: str) -> tuple[CommentModel, ml_collections.ConfigDict]:
+    """The trained model of a workdir (E-GA main job or a baseline), ready to generate and score."""
     path = os.path.join(workdir, "config.json")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{workdir} is not a main-job workdir (no config.json); train with "
+        raise FileNotFoundError(f"{workdir} is not a trained model's workdir (no config.json); train with "
                                 "python -m ega_jax.main --config=configs/gan.py --workdir=" + workdir)
     with open(path) as f:
         config = ml_collections.ConfigDict(json.load(f))
+    from ega_jax import baselines
+    if config.stage in baselines.MODELS:
+        return baselines.load(workdir, config), config
+    if config.stage != "gan":
+        raise ValueError(f"{workdir} holds a {config.stage!r} run, not a comment model "
+                         f"(gan or one of {baselines.MODELS})")
     image_dir, text_dir, gan_dir = stage_dirs(config, workdir)
     s1 = stage2.load_stage1(image_dir, text_dir)
     gan = stage2.make_gan(config.gan, config.gan_optimizer, s1.text_model.latent_dim)
@@ -83,7 +165,7 @@ def load(workdir: str) -> tuple[Generator, ml_collections.ConfigDict]:
     return Generator(s1, gan, state, s1.image_model.image_size), config
 
 
-def video_track(gen: Generator, video_path: str, rng, comments_per_second: float = 2.0,
+def video_track(gen: CommentModel, video_path: str, rng, comments_per_second: float = 2.0,
                 keyframe_cfg=None, **decode_kw) -> list[Comment]:
     """Danmaku for a whole video: key frames as in the data build, timestamps over each cluster's seconds."""
     from ega_jax.data import keyframes as kf

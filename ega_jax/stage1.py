@@ -36,6 +36,16 @@ def text_model(cfg, vocab_size: int) -> TextVAE:
                    word_dropout=cfg.get("word_dropout", 0.0))
 
 
+def frames_to_input(frames_uint8, size: int) -> np.ndarray:
+    """uint8 (F, H, W, 3) frames of any size -> float32 (F, size, size, 3) in [-1, 1], as in training."""
+    from PIL import Image
+    if len(frames_uint8) == 0:
+        return np.zeros((0, size, size, 3), np.float32)
+    x = np.stack([np.asarray(Image.fromarray(np.asarray(f)).resize((size, size), Image.BILINEAR))
+                  for f in frames_uint8])
+    return x.astype(np.float32) / 127.5 - 1.0
+
+
 # ---------------------------------------------------------------------------------------------
 # Image VAE steps
 
@@ -71,7 +81,7 @@ def image_train_step(state: TrainState, batch, rng, *, kl, reconstruction: str =
 
     (loss, (rec, kl_term, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     state = state.apply_gradients(grads=grads, batch_stats=updates["batch_stats"])
-    return state, {"loss": loss, "rec": rec, "kl": kl_term, "alpha": alpha, "grad_norm": optax.global_norm(grads)}
+    return state, {"loss": loss, "rec": rec, "kl": kl_term, "alpha": alpha, "grad_norm": optax.tree.norm(grads)}
 
 
 def image_eval_step(state: TrainState, batch, rng, *, kl, reconstruction: str = "sum"):
@@ -127,7 +137,7 @@ def text_train_step(state: TrainState, batch, rng, *, kl, semantic_weight: float
     (loss, (rec, sem, kl_term, per_char)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     state = state.apply_gradients(grads=grads)
     return state, {"loss": loss, "rec": rec, "sem": sem, "kl": kl_term, "alpha": alpha, "nll_per_char": per_char,
-                   "grad_norm": optax.global_norm(grads)}
+                   "grad_norm": optax.tree.norm(grads)}
 
 
 def text_eval_step(state: TrainState, batch, rng, *, kl, semantic_weight: float):

@@ -44,18 +44,11 @@ class Stage1:
     max_len: int
 
     def encode_images(self, images, batch: int = 256) -> np.ndarray:
-        out = []
-        for i in range(0, len(images), batch):
-            mu, _ = _image_encode(self.image_model, self.image_variables, jnp.asarray(images[i:i + batch]))
-            out.append(np.asarray(mu))
-        return np.concatenate(out) if out else np.zeros((0, self.image_model.latent_dim), np.float32)
+        return encode_images(self.image_model, self.image_variables, images, batch)
 
     def encode_frames(self, frames_uint8) -> np.ndarray:
         """uint8 (F, H, W, 3) frames of any size -> mu_v, resized and scaled as in training."""
-        from PIL import Image
-        size = (self.image_model.image_size,) * 2
-        x = np.stack([np.asarray(Image.fromarray(np.asarray(f)).resize(size, Image.BILINEAR)) for f in frames_uint8])
-        return self.encode_images(x.astype(np.float32) / 127.5 - 1.0)
+        return self.encode_images(stage1.frames_to_input(frames_uint8, self.image_model.image_size))
 
     def encode_texts(self, texts, batch: int = 512) -> np.ndarray:
         out = []
@@ -87,20 +80,32 @@ def _stage_config(workdir: str):
         return ml_collections.ConfigDict(json.load(f))
 
 
+def load_image_vae(image_vae_dir: str):
+    """(ImageVAE, its variables) of a finished image-VAE run."""
+    icfg = _stage_config(image_vae_dir)
+    image_model = stage1.image_model(icfg.image_vae)
+    image_state, _ = train.restore_latest(image_vae_dir, train.abstract(
+        stage1.init_image_state(image_model, train.make_optimizer(icfg.optimizer), jax.random.PRNGKey(0))))
+    return image_model, {"params": image_state.params, "batch_stats": image_state.batch_stats}
+
+
+def encode_images(image_model, image_variables, images, batch: int = 256) -> np.ndarray:
+    """mu_v of float images in [-1, 1] (what the pipeline yields), in batches."""
+    out = [np.asarray(_image_encode(image_model, image_variables, jnp.asarray(images[i:i + batch]))[0])
+           for i in range(0, len(images), batch)]
+    return np.concatenate(out) if out else np.zeros((0, image_model.latent_dim), np.float32)
+
+
 def load_stage1(image_vae_dir: str, text_vae_dir: str) -> Stage1:
     """Rebuilds both stage-1 models from their saved configs and restores their final checkpoints."""
-    icfg, tcfg = _stage_config(image_vae_dir), _stage_config(text_vae_dir)
+    tcfg = _stage_config(text_vae_dir)
     vocab = load_vocab(text_vae_dir)
-    image_model = stage1.image_model(icfg.image_vae)
+    image_model, image_variables = load_image_vae(image_vae_dir)
     text_model = stage1.text_model(tcfg.text_vae, len(vocab))
-    tx = train.make_optimizer(icfg.optimizer)
-    image_state, _ = train.restore_latest(image_vae_dir, train.abstract(
-        stage1.init_image_state(image_model, tx, jax.random.PRNGKey(0))))
     text_state, _ = train.restore_latest(text_vae_dir, train.abstract(
         stage1.init_text_state(text_model, train.make_optimizer(tcfg.optimizer), jax.random.PRNGKey(0),
                                tcfg.input.max_len)))
-    return Stage1(image_model, {"params": image_state.params, "batch_stats": image_state.batch_stats},
-                  text_model, text_state.params, vocab, tcfg.input.max_len)
+    return Stage1(image_model, image_variables, text_model, text_state.params, vocab, tcfg.input.max_len)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -302,7 +307,7 @@ def _write_generated(gen, pairs: LatentPairs, config, workdir: str, log=print) -
     g = config.generate
     out_dir = os.path.join(workdir, "generated")
     os.makedirs(os.path.join(out_dir, "frames"), exist_ok=True)
-    comments = gen.comments_for_latents(pairs.frame_h_v, g.num_per_frame, jax.random.PRNGKey(config.seed),
+    comments = gen.comments_for_features(pairs.frame_h_v, g.num_per_frame, jax.random.PRNGKey(config.seed),
                                         strategy=g.strategy, temperature=g.temperature, top_k=g.top_k,
                                         beam_size=g.beam_size)
     page = ["<!doctype html><meta charset='utf-8'><title>E-GA generated danmaku</title>",
@@ -360,7 +365,7 @@ def run(config, workdir: str) -> int:
 
     def write_samples(state, step, wd):
         gen = generation.Generator(s1, gan, state, size)
-        cs = gen.comments_for_latents(test_pairs.frame_h_v[:6], 5, jax.random.PRNGKey(step), strategy="greedy")
+        cs = gen.comments_for_features(test_pairs.frame_h_v[:6], 5, jax.random.PRNGKey(step), strategy="greedy")
         path = os.path.join(wd, "samples", f"comments_{step:06d}.md")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:

@@ -54,7 +54,7 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
     elif cfg.name == "rmsprop":
         opt = optax.rmsprop(cfg.lr, decay=cfg.decay)
     elif cfg.name == "adam":
-        opt = optax.adam(cfg.lr)
+        opt = optax.adam(cfg.lr, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999))
     else:
         raise ValueError(f"optimizer.name={cfg.name!r}; use sgd, rmsprop or adam")
     return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), opt) if cfg.clip_norm > 0 else opt

@@ -21,18 +21,25 @@ import jax
 import jax.numpy as jnp
 
 
+def dcgan_trunk(x, features: Sequence[int], train: bool):
+    """The four stride-2 convolutions, flattened. Call inside a compact module: the layers
+    belong to (and are named in) the caller, so the image VAE and the Enc-Dec baseline's
+    frame CNN are one architecture."""
+    for i, f in enumerate(features):
+        x = nn.Conv(f, (4, 4), strides=(2, 2), padding="SAME", use_bias=i == 0)(x)
+        if i > 0:
+            x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
+        x = nn.leaky_relu(x, 0.2)
+    return x.reshape(x.shape[0], -1)
+
+
 class ImageEncoder(nn.Module):
     features: Sequence[int] = (16, 32, 64, 128)
     latent_dim: int = 64
 
     @nn.compact
     def __call__(self, x, train: bool):
-        for i, f in enumerate(self.features):
-            x = nn.Conv(f, (4, 4), strides=(2, 2), padding="SAME", use_bias=i == 0)(x)
-            if i > 0:
-                x = nn.BatchNorm(use_running_average=not train, momentum=0.9)(x)
-            x = nn.leaky_relu(x, 0.2)
-        x = x.reshape(x.shape[0], -1)
+        x = dcgan_trunk(x, self.features, train)
         return nn.Dense(self.latent_dim, name="mu")(x), nn.Dense(self.latent_dim, name="logvar")(x)
 
 

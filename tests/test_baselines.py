@@ -1,0 +1,235 @@
+"""The baselines (Enc-Dec, CVAE, Simple-GAN) and the evaluation harness."""
+
+import csv
+import json
+import subprocess
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from ega_jax import baselines, decoding, defaults, generation, losses, train
+from ega_jax.data.vocab import BOS, EOS, PAD
+from ega_jax.models import baselines as models
+
+from conftest import REPO
+
+V, L = 12, 7
+
+
+def _tokens(rng, b):
+    t = rng.integers(4, V, size=(b, L)).astype(np.int32)
+    for i, n in enumerate(rng.integers(1, L - 1, size=b)):
+        t[i, n] = EOS
+        t[i, n + 1:] = PAD
+    return t
+
+
+def _fit(init, step, batch, n=40):
+    state = init(jax.random.PRNGKey(0))
+    step = jax.jit(step)
+    first = None
+    for i in range(n):
+        state, m = step(state, batch, jax.random.PRNGKey(i))
+        first = float(m["loss"]) if first is None else first
+    return state, first, float(m["loss"])
+
+
+def test_encdec_learns_and_its_decoder_is_the_shared_one():
+    rng = np.random.default_rng(0)
+    model = models.EncoderDecoder(V, features=(4, 8), feature_dim=6, embed_dim=8, hidden=16)
+    batch = {"image": rng.uniform(-1, 1, (6, 16, 16, 3)).astype(np.float32), "comment": _tokens(rng, 6)}
+    init = lambda r: baselines.init_encdec_state(model, optax.adam(1e-2), r, 16, L)
+    state, first, last = _fit(init, baselines.encdec_train_step, batch)
+    assert last < 0.5 * first
+    # log P(comment | frame) of the comment model = -(teacher-forced NLL) of the trained module.
+    v = {"params": state.params, "batch_stats": state.batch_stats}
+    logits = model.apply(v, batch["image"], batch["comment"], train=False)
+    nll = losses.sequence_nll(logits, batch["comment"], (batch["comment"] != PAD).astype(jnp.float32))
+    cm = baselines.EncDecModel(model, v, None, L, 16)
+    feats = np.asarray(model.apply(v, batch["image"], method=models.EncoderDecoder.condition))
+    np.testing.assert_allclose(cm.log_prob_for_features(feats, batch["comment"], None), -np.asarray(nll), rtol=1e-4,
+                               atol=1e-4)
+
+
+def test_cvae_learns_and_importance_sampling_bounds_the_elbo():
+    rng = np.random.default_rng(1)
+    model = models.CVAE(V, embed_dim=8, hidden=16, latent_dim=4)
+    batch = {"comment": _tokens(rng, 6), "y": rng.normal(size=(6, 5)).astype(np.float32)}
+    kl = defaults.base_config().kl
+    kl.anneal_steps = 10
+    init = lambda r: baselines.init_cvae_state(model, optax.adam(1e-2), r, 5, L)
+    state, first, last = _fit(init, __import__("functools").partial(baselines.cvae_train_step, kl=kl), batch)
+    assert last < 0.7 * first
+    cm = baselines.CVAEModel(None, None, None, L, 16, model=model, params=state.params, score_samples=64)
+    iw = cm.log_prob_for_features(batch["y"], batch["comment"], jax.random.PRNGKey(3))
+    # ELBO averaged over many posterior draws <= log P (IWAE's bound with K=64 is tighter).
+    elbos = []
+    for i in range(64):
+        sums = baselines.cvae_eval_step(state, {**batch, "mask": np.ones(6, bool)}, jax.random.PRNGKey(100 + i))
+        elbos.append(-float(sums["nll"]) / 6)
+    assert iw.mean() >= np.mean(elbos) - 1e-3
+    assert np.all(np.isfinite(iw))
+
+
+def test_soft_rollout_is_a_distribution_and_its_argmax_is_greedy_when_peaked():
+    rng = jax.random.PRNGKey(0)
+    gen = models.ConditionalDecoder(V, embed_dim=8, hidden=16)
+    params = gen.init(rng, jnp.zeros((1, 6)), jnp.zeros((1, L), jnp.int32))["params"]
+    cond = jax.random.normal(jax.random.PRNGKey(1), (5, 6))
+    probs = decoding.soft_rollout(params, cond, L)
+    assert probs.shape == (5, L, V)
+    np.testing.assert_allclose(np.asarray(probs.sum(-1)), 1.0, atol=1e-5)
+    assert float(jnp.max(probs[..., BOS])) == 0.0
+    # With a very peaked output layer the soft feedback is one-hot, i.e. greedy decoding.
+    sharp = jax.tree_util.tree_map(lambda x: x, params)
+    sharp["decoder"]["out"]["kernel"] = params["decoder"]["out"]["kernel"] * 200
+    # (greedy decoding never emits <pad>; the rollout may, as padded real comments do after <eos>)
+    sharp["decoder"]["out"]["bias"] = (params["decoder"]["out"]["bias"] * 200).at[PAD].set(-1e9)
+    soft = np.asarray(jnp.argmax(decoding.soft_rollout(sharp, cond, L), -1))
+    hard = np.asarray(decoding.greedy(sharp, cond, L))
+    for s, h in zip(soft, hard):
+        n = min(list(h).index(EOS) + 1, L - 1)        # greedy forces <eos> into the last position
+        assert list(s[:n]) == list(h[:n])
+
+
+def test_simple_gan_critic_separates_real_from_soft_and_generator_updates():
+    config = defaults.baseline_config("simple_gan")
+    config.text_vae.update(embed_dim=8, hidden=16)
+    config.simple_gan.update(noise_dim=3, n_critic=2, critic_width=8, critic_hidden=8)
+    config.input.max_len = L
+    sg = baselines.make_simple_gan(config, V)
+    rng = np.random.default_rng(2)
+    batch = {"real": np.stack([_tokens(rng, 8) for _ in range(2)]), "real_y": rng.normal(size=(2, 8, 4)).astype(np.float32),
+             "gen_y": rng.normal(size=(8, 4)).astype(np.float32)}
+    state0 = sg.init(jax.random.PRNGKey(0), 4)
+    step = jax.jit(__import__("functools").partial(baselines.simple_gan_train_step, sg=sg))
+    state, ws = state0, []
+    for i in range(30):
+        state, m = step(state, batch, jax.random.PRNGKey(i))
+        ws.append(float(m["wasserstein"]))
+        assert np.isfinite(float(m["gp"]))
+    # Real comments are one-hot and generated ones soft: the critic learns to tell them apart.
+    assert np.mean(ws[-5:]) > max(np.mean(ws[:3]), 0.0)
+    moved = [float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree_util.tree_leaves(state.params["generator"]),
+                                                         jax.tree_util.tree_leaves(state0.params["generator"]))]
+    assert max(moved) > 0
+
+
+def test_gradient_penalty_is_per_example():
+    """The critic has no batch norm, so grad of the summed critic is each example's own gradient."""
+    critic = models.SequenceCritic(width=4, blocks=1, kernel=3, hidden=4)
+    seq = jax.random.uniform(jax.random.PRNGKey(0), (3, 5, 6))
+    y = jnp.ones((3, 2))
+    p = critic.init(jax.random.PRNGKey(1), seq, y)
+    summed = jax.grad(lambda s: jnp.sum(critic.apply(p, s, y)))(seq)
+    single = jnp.stack([jax.grad(lambda s: critic.apply(p, s[None], y[i:i + 1])[0])(seq[i]) for i in range(3)])
+    np.testing.assert_allclose(np.asarray(summed), np.asarray(single), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------------------------------------
+# Tiny end to end: configs/table1.py trains all four models, then the harness evaluates them.
+
+SMALL = ["--config.image_vae.image_size=32", "--config.image_vae.features=(8, 16)", "--config.image_vae.latent_dim=8",
+         "--config.text_vae.hidden=24", "--config.text_vae.embed_dim=16", "--config.text_vae.latent_dim=8",
+         "--config.input.max_len=16", "--config.train.batch_size=4"]
+
+
+def _table1_args(w, data_dir):
+    args = ["--config=configs/table1.py", f"--workdir={w}", f"--config.data.dir={data_dir}",
+            "--config.evaluate.num_per_frame=3"]
+    for m in ("ega", "encdec", "cvae", "simple_gan"):
+        args += [a.replace("--config.", f"--config.{m}.") for a in SMALL]
+    for m in ("encdec", "cvae", "simple_gan"):
+        args += [f"--config.{m}.train.{k}={v}" for k, v in
+                 dict(num_steps=4, log_every=2, eval_every=4, checkpoint_every=2, sample_every=4).items()]
+        args.append(f"--config.{m}.score_samples=3")
+    args += ["--config.simple_gan.simple_gan.critic_width=8", "--config.simple_gan.simple_gan.critic_hidden=8",
+             "--config.simple_gan.simple_gan.noise_dim=4", "--config.simple_gan.simple_gan.n_critic=2",
+             "--config.ega.stage1.image_vae_steps=3", "--config.ega.stage1.text_vae_steps=3",
+             "--config.ega.gan.g_hidden=(16, 8)", "--config.ega.gan.d_hidden=(16, 8)", "--config.ega.gan.noise_dim=4",
+             "--config.ega.gan_train.batch_size=4", "--config.ega.gan_train.num_steps=4",
+             "--config.ega.gan_train.log_every=2", "--config.ega.gan_train.eval_every=4",
+             "--config.ega.gan_train.checkpoint_every=2", "--config.ega.gan_train.sample_every=4",
+             "--config.ega.generate.num_per_frame=3"]
+    return args
+
+
+@pytest.fixture(scope="module")
+def table1(tiny_world, tmp_path_factory):
+    w = tmp_path_factory.mktemp("table1")
+    r = subprocess.run([sys.executable, "-m", "ega_jax.main", *_table1_args(w, tiny_world["built"])],
+                       capture_output=True, text=True, cwd=REPO, timeout=900)
+    return w, r, tiny_world
+
+
+def _read_csv(path):
+    with open(path, encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_table1_trains_every_model_and_writes_the_table(table1):
+    w, r, tiny = table1
+    assert r.returncode == 0, r.stderr[-3000:]
+    for name in ("ega", "encdec", "cvae", "simple_gan"):
+        assert json.loads((w / name / "config.json").read_text())["stage"] in ("gan", name)
+    # CVAE and Simple-GAN condition on E-GA's own image VAE; nothing else was trained for them.
+    assert json.loads((w / "cvae" / "config.json").read_text())["stage1"]["image_vae_dir"] == str(w / "ega" / "image_vae")
+    assert not (w / "cvae" / "image_vae").exists()
+    rows = _read_csv(w / "evaluation" / "table1.csv")
+    assert [x["model"] for x in rows] == ["encdec", "cvae", "simple_gan", "ega", "human"]
+    for x in rows:
+        for col in ("bleu4", "fluency", "diversity", "relation"):
+            assert 0.0 <= float(x[col]) <= 1.0
+    for x in rows[:4]:
+        assert 1.0 <= float(x["MR"]) <= 100 and 0 < float(x["MRR"]) <= 1
+        assert float(x["R@1"]) <= float(x["R@5"]) <= float(x["R@10"])
+    assert rows[4]["MR"] == ""                                   # humans are not ranked
+    md = (w / "evaluation" / "table1.md").read_text()
+    assert "| E-GA |" in md and "| Simple-GAN |" in md and "| Human (held-out) |" in md
+    from PIL import Image
+    im = Image.open(w / "evaluation" / "case_study.png")
+    assert im.width > 600 and im.height > 300
+    samples = [json.loads(l) for l in (w / "evaluation" / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+    n_test = tiny["summary"]["keyframes"]["test"]
+    for m in ("ega", "encdec", "cvae", "simple_gan"):
+        assert sum(s["model"] == m for s in samples) == 3 * n_test
+    assert all((w / "evaluation" / s["image"]).exists() for s in samples)
+    assert "confusion.md" in {p.name for p in (w / "evaluation").iterdir()}
+
+
+def test_evaluate_cli_is_deterministic_and_baselines_generate_like_ega(table1, tmp_path):
+    w, r, tiny = table1
+    assert r.returncode == 0, r.stderr[-3000:]
+    before = (w / "evaluation" / "table1.csv").read_text()
+    again = subprocess.run([sys.executable, "-m", "ega_jax.evaluate", f"--workdir={w}", "--num_per_frame=3"],
+                           capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert (w / "evaluation" / "table1.csv").read_text() == before
+    # One model's workdir evaluates alone.
+    one = subprocess.run([sys.executable, "-m", "ega_jax.evaluate", f"--workdir={w / 'cvae'}", "--num_per_frame=2"],
+                         capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    assert [x["model"] for x in _read_csv(w / "cvae" / "evaluation" / "table1.csv")] == ["cvae", "human"]
+    # The generate CLI takes a baseline's workdir like E-GA's.
+    from PIL import Image
+    frame = next((tiny["built"]).parent.glob("raw/videos/*"))
+    img = tmp_path / "f.png"
+    Image.fromarray(np.full((40, 40, 3), 120, np.uint8)).save(img)
+    for m in ("encdec", "simple_gan"):
+        g = subprocess.run([sys.executable, "-m", "ega_jax.generate", f"--workdir={w / m}", f"--image={img}", "-n", "3"],
+                           capture_output=True, text=True, cwd=REPO, timeout=600)
+        assert g.returncode == 0, g.stderr[-3000:]
+    model, _ = generation.load(str(w / "encdec"))
+    assert model.name == "encdec" and len(model.comments(np.zeros((2, 50, 50, 3), np.uint8), 4,
+                                                         jax.random.PRNGKey(0), strategy="sample")[1]) == 4
+    assert frame.exists()
+
+
+def test_evaluate_errors_clearly_without_models(tmp_path):
+    from ega_jax import evaluate
+    with pytest.raises(FileNotFoundError, match="no trained model"):
+        evaluate.evaluate(str(tmp_path))

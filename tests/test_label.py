@@ -1,0 +1,297 @@
+"""The Human Recall labelling app: storage, statistics, HTTP safety, load, and a real browser."""
+
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import label_load_bench as bench  # noqa: E402
+
+from ega_jax import label  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+
+
+def _store(tmp_path, **kw):
+    samples = bench.write_samples(str(tmp_path), **kw)
+    store = label.Store(str(tmp_path / "labels.sqlite"))
+    store.import_samples(samples)
+    return store, samples
+
+
+# ---------------------------------------------------------------------------------------------
+# Statistics
+
+
+def test_fleiss_kappa_matches_the_textbook_example():
+    # Fleiss (1971) as worked on Wikipedia: 10 subjects, 14 raters, 5 categories -> 0.210
+    table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
+             [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
+    assert label.fleiss_kappa(table) == pytest.approx(0.20993, abs=1e-4)
+    assert label.fleiss_kappa([[3, 0], [0, 3], [3, 0]]) == pytest.approx(1.0)        # full agreement
+    # Items rated once carry no agreement and are left out.
+    assert label.fleiss_kappa([[1, 0], [0, 1]]) != label.fleiss_kappa([[1, 0], [0, 1]])  # nan
+
+
+def test_wilson_interval():
+    lo, hi = label.wilson(8, 10)
+    assert (lo, hi) == pytest.approx((0.4902, 0.9433), abs=1e-4)   # textbook values for 8/10
+    assert label.wilson(0, 5)[0] == pytest.approx(0.0, abs=1e-12)
+
+
+# ---------------------------------------------------------------------------------------------
+# Storage
+
+
+def test_invites_are_one_time_and_pages_mix_every_model(tmp_path):
+    store, _ = _store(tmp_path)
+    token = store.invite("ann")
+    session, csrf = store.login(token)
+    with pytest.raises(label.LabelError, match="already used"):
+        store.login(token)
+    rid, name, csrf2 = store.session(session)
+    assert name == "ann" and csrf2 == csrf
+    page_id = store.open_page(rid, frames=20, per_model=2, human=2, seed=0)
+    assert store.open_page(rid, seed=1) == page_id          # an open page is handed out again
+    page = store.page(rid, page_id)
+    assert len(page["frames"]) == 20
+    models = dict(store._read("SELECT id, model FROM items"))
+    for fr in page["frames"]:
+        shown = [models[it["id"]] for it in fr["items"]]
+        assert sorted(shown) == sorted(["ega", "cvae", "encdec", "simple_gan", "human"] * 2)
+        assert "model" not in json.dumps(fr)                 # no model names reach the page
+    # The database refuses a different samples file.
+    other = tmp_path / "other"
+    other.mkdir()
+    with pytest.raises(ValueError, match="another samples file"):
+        store.import_samples(bench.write_samples(str(other), frames=3))
+
+
+def test_submit_validates_replaces_and_counts_recall(tmp_path):
+    store, _ = _store(tmp_path)
+    (a, _), (b, _) = store.login(store.invite("a")), store.login(store.invite("b"))
+    ra, rb = store.session(a)[0], store.session(b)[0]
+    pa = store.open_page(ra, frames=5, seed=0)
+    items = [it["id"] for fr in store.page(ra, pa)["frames"] for it in fr["items"]]
+    with pytest.raises(label.LabelError, match="exactly"):
+        store.submit(ra, pa, {items[0]: True})                                  # incomplete
+    with pytest.raises(label.LabelError, match="no page"):
+        store.submit(rb, pa, {i: True for i in items})                          # someone else's page
+    with pytest.raises(label.LabelError, match="no page"):
+        store.page(rb, pa)
+    models = dict(store._read("SELECT id, model FROM items"))
+    fake = {i: models[i] == "simple_gan" for i in items}
+    assert store.submit(ra, pa, fake) == len(items)
+    assert store.submit(ra, pa, fake) == len(items)                             # re-submitted: replaced
+    assert store._read("SELECT COUNT(*) FROM labels")[0][0] == len(items)
+    res = store.results()["models"]
+    assert res["simple_gan"]["recall"] == 0.0 and res["ega"]["recall"] == 1.0 and res["human"]["recall"] == 1.0
+    assert res["ega"]["labels"] == 10                                            # 5 frames x 2 comments
+    assert store.labels_of(rb) == [] and len(store.labels_of(ra)) == len(items)
+    # A changed mind replaces the label, it does not add one.
+    store.submit(ra, pa, {i: True for i in items})
+    assert store.results()["models"]["ega"]["recall"] == 0.0
+    assert store._read("SELECT COUNT(*) FROM labels")[0][0] == len(items)
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP
+
+
+@pytest.fixture()
+def served(tmp_path):
+    store, _ = _store(tmp_path)
+    with bench.Server(label.make_app(store, frames=20)) as base:
+        yield base, store
+
+
+def test_http_sessions_cookies_csrf_and_validation(served):
+    base, store = served
+    anon = bench.Client(base)
+    assert anon.call("GET", "/api/page")[0] == 401
+    c = bench.Client(base)
+    # The login answer sets the session cookie HttpOnly and SameSite=Strict.
+    import urllib.request
+    req = urllib.request.Request(base + "/login", data=f"token={store.invite('ann')}".encode(), method="POST",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+
+    class NoRedirect(urllib.request.HTTPRedirectHandler):
+        def redirect_request(self, *a, **k):
+            return None
+
+    try:
+        urllib.request.build_opener(NoRedirect).open(req)
+    except urllib.error.HTTPError as e:
+        assert e.code == 303
+        cookie = e.headers["set-cookie"]
+        assert "HttpOnly" in cookie and "SameSite=strict" in cookie.replace("Strict", "strict") and "Path=/" in cookie
+        assert "default-src 'none'" in e.headers["content-security-policy"]
+    # Log another browser in and use it.
+    assert c.login(store.invite("bob"))[0] == 200
+    page = c.page()
+    assert len(page["frames"]) == 20
+    assert c.submit(page, csrf="")[0] == 403                                     # no CSRF token
+    assert c.submit(page, csrf="x" + page["csrf"])[0] == 403                     # wrong token
+    bad = [(b"not json", "application/json", 400), (b"[1, 2]", "application/json", 400),
+           (b'{"labels": [{"item_id": "1", "fake": true}]}', "application/json", 400),
+           (b'{"labels": [{"item_id": 1, "fake": 1}]}', "application/json", 400),
+           (b'{"labels": []}', "application/json", 400),
+           (b'{"labels": [{"item_id": 1, "fake": true}]}', "text/plain", 415),
+           (b'{"labels": [' + b'{"item_id": 1, "fake": true},' * 20000 + b"]}", "application/json", 413)]
+    for body, ctype, code in bad:
+        status, out = c.call("POST", f"/api/page/{page['page_id']}/labels", body,
+                             {"Content-Type": ctype, "X-CSRF-Token": page["csrf"]})
+        assert status == code, (body[:40], status, out)
+        assert "error" in json.loads(out)
+    status, out = c.submit(page)
+    assert status == 200 and json.loads(out)["saved"] == 200
+    # Images: only the rater's own page frames, no path tricks.
+    assert c.call("GET", f"/img/{page['page_id']}/0")[0] == 200
+    assert c.call("GET", f"/img/{page['page_id']}/99")[0] == 404
+    assert c.call("GET", "/img/../labels.sqlite")[0] == 404
+
+
+def test_a_rater_cannot_read_or_post_another_raters_labels(served):
+    base, store = served
+    a, b = bench.Client(base), bench.Client(base)
+    a.login(store.invite("a"))
+    b.login(store.invite("b"))
+    pa = a.page()
+    assert a.submit(pa, fake_of=lambda it: True)[0] == 200
+    # b can neither see a's page nor its images nor label it, even with its own valid CSRF token.
+    pb = b.page()
+    assert pb["page_id"] != pa["page_id"]
+    assert b.call("GET", f"/img/{pa['page_id']}/0")[0] == 404
+    status, _ = b.submit({**pa, "csrf": pb["csrf"]})
+    assert status == 404
+    # and a's CSRF token does not work in b's session
+    assert b.submit({**pb, "csrf": pa["csrf"]})[0] == 403
+    status, out = b.call("GET", "/api/labels")
+    assert status == 200 and json.loads(out)["labels"] == []
+    status, out = a.call("GET", "/api/labels")
+    assert len(json.loads(out)["labels"]) == 200 and all(x["fake"] for x in json.loads(out)["labels"])
+
+
+def test_load_50_concurrent_raters_some_submitting_twice(tmp_path):
+    store, _ = _store(tmp_path)
+    with bench.Server(label.make_app(store, frames=20)) as base:
+        r = bench.simulate(base, store, raters=50, resubmit_every=3,
+                           fake_of=lambda it: "simple_gan" in it["text"])
+    print(f"load test: {r}")
+    rows = store._read("SELECT COUNT(*) FROM labels")[0][0]
+    assert r["labels_expected"] == 50 * 20 * 10 and rows == r["labels_expected"]
+    assert store._read("SELECT COUNT(*) FROM pages WHERE submitted IS NOT NULL")[0][0] == 50
+    res = store.results()
+    assert res["models"]["simple_gan"]["recall"] == 0.0 and res["models"]["cvae"]["recall"] == 1.0
+    assert all(x["labels"] == 200 for x in res["raters"])
+    # 50 raters labelled the same 30 frames: every comment seen twice or more; they all agree.
+    assert res["kappa"] == pytest.approx(1.0)
+
+
+def test_results_cli_prints_recall_and_writes_csv(tmp_path):
+    store, _ = _store(tmp_path, frames=4)
+    s, _ = store.login(store.invite("ann"))
+    rid = store.session(s)[0]
+    pid = store.open_page(rid, frames=4, seed=0)
+    models = dict(store._read("SELECT id, model FROM items"))
+    store.submit(rid, pid, {it["id"]: models[it["id"]] == "cvae"
+                            for fr in store.page(rid, pid)["frames"] for it in fr["items"]})
+    r = subprocess.run([sys.executable, "-m", "ega_jax.label", "results", f"--workdir={tmp_path}"],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "human (ceiling)" in r.stdout and "ann (40 labels, 1 pages)" in r.stdout
+    rows = (tmp_path / "evaluation" / "human_recall.csv").read_text().splitlines()
+    got = {x.split(",")[0]: float(x.split(",")[3]) for x in rows[1:]}
+    assert got == {"cvae": 0.0, "ega": 1.0, "encdec": 1.0, "human": 1.0, "simple_gan": 1.0}
+    # evaluate's Table 1 reads the same numbers
+    from ega_jax import evaluate
+    assert evaluate.human_recall(str(tmp_path))["cvae"] == 0.0
+    inv = subprocess.run([sys.executable, "-m", "ega_jax.label", "invite", f"--workdir={tmp_path}", "bob"],
+                         capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert inv.returncode == 0 and inv.stdout.startswith("http://127.0.0.1:8000/invite/")
+
+
+# ---------------------------------------------------------------------------------------------
+# A real browser
+
+HOSTILE = ["<script>window.__pwned = 1</script>", "<img src=x onerror=\"window.__pwned = 2\">",
+           "\"'><svg onload=window.__pwned=3>", "\u202eevil.exe\u202c tail", "a & b &amp; <b>bold</b>",
+           "javascript:window.__pwned=4", "{{7*7}} ${7*7}"]
+
+
+def _browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent; .ci/run installs Debian's chromium (apt-get install chromium)")
+    sync = pytest.importorskip("playwright.sync_api")
+    return sync.sync_playwright()
+
+
+def test_browser_invite_login_label_submit_results(tmp_path):
+    hostile = lambda f, m, k: HOSTILE[(f + k) % len(HOSTILE)] if m == "simple_gan" else f"{m} comment {k} of frame {f}"
+    store, _ = _store(tmp_path, comment=hostile)
+    models = dict(store._read("SELECT id, model FROM items"))
+    texts = dict(store._read("SELECT id, comment FROM items"))
+    with bench.Server(label.make_app(store, frames=20)) as base, _browser() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page()
+        dialogs = []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(base + "/invite/" + store.invite("ann"))
+        page.click("#start")
+        page.wait_for_selector("button.comment")
+        assert page.url.endswith("/app")
+        assert page.locator("section.frame").count() == 20
+        buttons = page.locator("button.comment")
+        assert buttons.count() == 200
+        # Hostile text is shown literally, in the list and flying over the frame, and never runs.
+        seen_hostile = 0
+        for i in range(buttons.count()):
+            b = buttons.nth(i)
+            item = int(b.get_attribute("data-item"))
+            assert b.text_content() == texts[item]
+            seen_hostile += texts[item] in HOSTILE
+            if models[item] in ("simple_gan", "cvae"):
+                b.click()
+        assert seen_hostile == 40
+        flying = page.locator("bdi.danmaku")
+        assert sorted(flying.all_text_contents()) == sorted(buttons.all_text_contents())
+        assert page.evaluate("window.__pwned") is None and not dialogs
+        assert page.locator("#frames svg, #frames b, #frames script").count() == 0
+        assert page.locator("img").count() == 20 and page.locator("script").count() == 1
+        assert page.text_content("#count") == "80 of 200 comments marked fake"
+        page.click("#submit")
+        page.wait_for_selector("text=Saved 200 labels")
+        # The session cookie is invisible to scripts.
+        assert "ega_session" not in page.evaluate("document.cookie")
+        # Re-submitting (a double click, a retry) does not add labels.
+        page.click("#submit")
+        page.wait_for_selector("text=Saved 200 labels")
+        browser.close()
+    r = subprocess.run([sys.executable, "-m", "ega_jax.label", "results", f"--workdir={tmp_path}"],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0, r.stderr
+    res = store.results()["models"]
+    assert store._read("SELECT COUNT(*) FROM labels")[0][0] == 200
+    assert res["cvae"]["recall"] == 0.0 and res["simple_gan"]["recall"] == 0.0
+    assert res["ega"]["recall"] == 1.0 and res["human"]["recall"] == 1.0 and res["encdec"]["labels"] == 40
+    line = [l for l in r.stdout.splitlines() if l.startswith("ega ")][0]
+    assert "1.000" in line and "40" in line
+
+
+def test_logged_out_browser_is_sent_to_the_start_page(tmp_path):
+    store, _ = _store(tmp_path, frames=3)
+    with bench.Server(label.make_app(store)) as base, _browser() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page()
+        page.goto(base + "/app")
+        assert page.url == base + "/" and "invite link" in page.text_content("main")
+        page.goto(base + "/invite/not-a-token")
+        page.click("#start")
+        assert "invalid or was already used" in page.text_content("body")
+        browser.close()
