@@ -384,9 +384,7 @@ def _grouped(stream, k: int):
 
 def task_for(config, data_dir: str, vocab: CharVocab, workdir: str) -> train.Task:
     from ega_jax import input_pipeline as ip
-    pcfg = ip.PipelineConfig(data_dir, batch_size=config.train.batch_size, max_len=config.input.max_len,
-                             image_size=config.image_vae.image_size, seed=config.seed,
-                             shuffle_buffer=config.input.shuffle_buffer)
+    pcfg = ip.host_pipeline_config(config, data_dir)
     max_len, size = config.input.max_len, config.image_vae.image_size
     stream = lambda skip: ip.dataset(pcfg, "image_comment", vocab=vocab).skip(skip).as_numpy_iterator()
     eval_stream = lambda: ip.batches(pcfg, "image_comment", split="test", train=False, vocab=vocab)
@@ -407,7 +405,7 @@ def task_for(config, data_dir: str, vocab: CharVocab, workdir: str) -> train.Tas
     return train.Task("simple_gan", lambda rng: sg.init(rng, dy), functools.partial(simple_gan_train_step, sg=sg),
                       lambda s: _grouped(_with_y(stream(s * (k + 1)), *img), k),
                       functools.partial(simple_gan_eval_step, sg=sg), lambda: _with_y(eval_stream(), *img),
-                      finalize_simple_gan_eval)
+                      finalize_simple_gan_eval, batch_axes={"real": 1, "real_y": 1})
 
 
 def run(config, workdir: str, log=print) -> int:

@@ -34,9 +34,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.data.world = _as_config(WorldConfig())
 
     # Shared by every training stage (paper 2.3 for the autoencoders).
+    # data_parallel: split each batch over all devices (and hosts); see ega_jax/train.py.
     config.train = ml_collections.ConfigDict(dict(
         batch_size=32, num_steps=1000, log_every=50, eval_every=250, checkpoint_every=250,
-        keep_checkpoints=3, sample_every=500))
+        keep_checkpoints=3, sample_every=500, data_parallel=False))
     config.optimizer = ml_collections.ConfigDict(dict(
         name="sgd", lr=0.1, momentum=0.6, decay=0.9, clip_norm=1.0))
     config.input = ml_collections.ConfigDict(dict(max_len=32, shuffle_buffer=2048))
@@ -96,7 +97,7 @@ def gan_config() -> ml_collections.ConfigDict:
                                                           clip_norm=0.0))
     config.gan_train = ml_collections.ConfigDict(dict(
         batch_size=32, num_steps=3000, log_every=250, eval_every=1000, checkpoint_every=1000,
-        keep_checkpoints=3, sample_every=1000))
+        keep_checkpoints=3, sample_every=1000, data_parallel=False))
     # Greedy decoding: the noise draws already make the comments of a frame diverse, and
     # sampling from generated latents adds misspellings (measured on the embedded default).
     config.generate = ml_collections.ConfigDict(dict(

@@ -138,3 +138,16 @@ def batches(cfg: PipelineConfig, kind: str, split: str = "train", train: bool = 
             vocab: CharVocab | None = None) -> Iterator[dict[str, np.ndarray]]:
     """numpy batches for jax; see the module docstring."""
     return dataset(cfg, kind, split, train, vocab).as_numpy_iterator()
+
+
+def host_pipeline_config(config, data_dir: str) -> PipelineConfig:
+    """This host's pipeline for a stage config: config.train.batch_size is the global batch; with
+    several hosts (jax.distributed) each reads its own shards and batch_size / process_count rows."""
+    import jax
+    hosts = jax.process_count()
+    if config.train.batch_size % hosts:
+        raise ValueError(f"train.batch_size {config.train.batch_size} does not split over {hosts} hosts")
+    return PipelineConfig(data_dir, batch_size=config.train.batch_size // hosts, max_len=config.input.max_len,
+                          image_size=config.image_vae.image_size, seed=config.seed,
+                          shuffle_buffer=config.input.shuffle_buffer, process_index=jax.process_index(),
+                          process_count=hosts)

@@ -193,9 +193,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 def _pipeline(config, data_dir):
     from ega_jax import input_pipeline as ip
-    return ip, ip.PipelineConfig(data_dir, batch_size=config.train.batch_size, max_len=config.input.max_len,
-                                 image_size=config.image_vae.image_size, seed=config.seed,
-                                 shuffle_buffer=config.input.shuffle_buffer)
+    return ip, ip.host_pipeline_config(config, data_dir)
 
 
 def image_vae_task(config, data_dir: str) -> Task:

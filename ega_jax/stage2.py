@@ -256,14 +256,17 @@ def encode_split(s1: Stage1, data_dir: str, split: str) -> LatentPairs:
     return LatentPairs(frame_h_v[frame_of], s1.encode_texts(texts), frame_of, frames, frame_h_v)
 
 
-def pair_batches(pairs: LatentPairs, batch_size: int, n_critic: int, seed: int, start: int):
-    """The batch of step t depends on (seed, t) alone: a resumed run sees the same batches."""
+def pair_batches(pairs: LatentPairs, batch_size: int, n_critic: int, seed: int, start: int,
+                 process_index: int = 0, process_count: int = 1):
+    """The batch of step t depends on (seed, t) alone: a resumed run sees the same batches.
+    With several hosts each yields its own 1/process_count of the rows of that global batch."""
     n = len(pairs.h_s)
+    rows = slice(process_index * batch_size // process_count, (process_index + 1) * batch_size // process_count)
     t = start
     while True:
         rng = np.random.default_rng([seed, t])
-        idx = rng.integers(n, size=(n_critic, batch_size))
-        gen = rng.integers(n, size=batch_size)
+        idx = rng.integers(n, size=(n_critic, batch_size))[:, rows]
+        gen = rng.integers(n, size=batch_size)[rows]
         yield {"real_v": pairs.h_v[idx], "real_s": pairs.h_s[idx], "gen_v": pairs.h_v[gen]}
         t += 1
 
@@ -291,6 +294,7 @@ def ensure_stage1(config, stage: str, stage_dir: str, log=print) -> None:
     for section in ("data", "input", "image_vae", "text_vae", "optimizer"):
         sub[section] = config[section].to_dict()
     sub.seed, sub.kl.mu0 = config.seed, config.kl.mu0
+    sub.train.data_parallel = config.gan_train.get("data_parallel", False)
     sub.train.num_steps = config.stage1[f"{stage}_steps"]
     if stage == "text_vae" and config.stage1.text_vae_optimizer.name:
         sub.optimizer.update(name=config.stage1.text_vae_optimizer.name, lr=config.stage1.text_vae_optimizer.lr)
@@ -377,11 +381,13 @@ def run(config, workdir: str) -> int:
         name="gan",
         init_state=lambda rng: gan.init(rng, dv, ds),
         train_step=functools.partial(gan_train_step, gan=gan),
-        train_batches=lambda start: pair_batches(train_pairs, b, gan.n_critic, config.seed, start),
+        train_batches=lambda start: pair_batches(train_pairs, b, gan.n_critic, config.seed, start,
+                                                 jax.process_index(), jax.process_count()),
         eval_step=functools.partial(gan_eval_step, gan=gan),
         eval_batches=lambda: eval_batches(test_pairs, b),
         finalize_eval=finalize_gan_eval,
         write_samples=write_samples,
+        batch_axes={"real_v": 1, "real_s": 1},      # (n_critic, B, d): one batch per critic update
     )
     state = train.train_and_evaluate(task, config.gan_train, gan_dir, config.seed)
     result = _write_generated(generation.Generator(s1, gan, state, size), test_pairs, config, workdir)

@@ -9,6 +9,15 @@ evaluates, writes metrics and samples, and stops cleanly on a non-finite loss.
 Determinism: the step rng is ``fold_in(key, step)`` and the train stream is
 asked to start at the resumed step, so a resumed run takes the same steps as
 an uninterrupted one.
+
+Data parallelism (``data_parallel: True`` in the stage's train config): the
+flax lm1b pattern. A Mesh over every device (of every host) with one axis,
+"data"; the parameters and optimizer state are replicated, each batch is split
+along its batch axis, and the same step functions are ``jax.jit``-ed with
+``in_shardings``/``out_shardings`` so XLA inserts the gradient all-reduce.
+The global batch is the config's batch_size; each host feeds
+batch_size / process_count rows (its own TFRecord shards), each device gets
+batch_size / device_count.
 """
 
 from __future__ import annotations
@@ -25,6 +34,7 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from flax.training import train_state
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 
 class TrainState(train_state.TrainState):
@@ -45,6 +55,50 @@ class Task:
     eval_batches: Callable[[], Iterable[dict]] | None = None
     finalize_eval: Callable[[dict], dict] = lambda sums: sums
     write_samples: Callable[[TrainState, int, str], str] | None = None
+    # Which axis of each train-batch entry is the batch axis (default 0), for data-parallel splitting;
+    # eval batches always have it first.
+    batch_axes: dict = dataclasses.field(default_factory=dict)
+
+
+class DataParallel:
+    """Batches split over a one-axis Mesh ("data") of all devices; everything else replicated."""
+
+    def __init__(self, global_batch: int, devices=None):
+        devices = list(devices if devices is not None else jax.devices())
+        self.mesh = Mesh(np.asarray(devices), ("data",))
+        n = self.mesh.size
+        if global_batch % n:
+            raise ValueError(f"batch_size {global_batch} does not split over {n} devices "
+                             f"({global_batch} / {n} is not whole); use a multiple of {n}")
+        self.global_batch, self.per_device = global_batch, global_batch // n
+        self.replicated = NamedSharding(self.mesh, PartitionSpec())
+
+    def sharding(self, axis: int) -> NamedSharding:
+        return NamedSharding(self.mesh, PartitionSpec(*([None] * axis + ["data"])))
+
+    def shard_batch(self, batch: dict, axes: dict | None = None) -> dict:
+        """This host's rows of every batch entry -> global arrays split over the devices along
+        axes[key] (default 0)."""
+        axes = axes or {}
+        return {k: jax.make_array_from_process_local_data(self.sharding(axes.get(k, 0)), np.asarray(v))
+                for k, v in batch.items()}
+
+    def replicate(self, tree):
+        return jax.device_put(tree, self.replicated)
+
+    def jit(self, fn, donate: bool, axes: dict | None = None):
+        """fn(state, batch, rng) jitted with replicated state/rng/outputs and batches split along axes."""
+        compiled, axes = {}, axes or {}
+
+        def call(state, batch, rng):
+            keys = tuple(sorted(batch))
+            if keys not in compiled:
+                split = {k: self.sharding(axes.get(k, 0)) for k in keys}
+                compiled[keys] = jax.jit(fn, in_shardings=(self.replicated, split, self.replicated),
+                                         out_shardings=self.replicated, donate_argnums=(0,) if donate else ())
+            return compiled[keys](state, batch, rng)
+
+        return call
 
 
 def make_optimizer(cfg) -> optax.GradientTransformation:
@@ -104,18 +158,23 @@ def restore_latest(workdir: str, abstract_state):
     return mngr.restore(step, args=ocp.args.StandardRestore(abstract_state)), step
 
 
-def abstract(tree):
-    """Shapes and dtypes only: what orbax restores into."""
-    return jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x)), tree)
+def abstract(tree, sharding=None):
+    """Shapes, dtypes and where to put them: what orbax restores into. By default one local
+    device, so a checkpoint written by a data-parallel (or multi-host) run restores anywhere."""
+    sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree_util.tree_map(
+        lambda x: jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x), sharding=sharding), tree)
 
 
 def _fmt(d: dict) -> str:
     return " ".join(f"{k} {v:.4g}" for k, v in d.items())
 
 
-def evaluate(task: Task, eval_step, state, rng) -> dict:
+def evaluate(task: Task, eval_step, state, rng, dp: DataParallel | None = None) -> dict:
     sums = {}
     for i, batch in enumerate(task.eval_batches()):
+        if dp is not None:
+            batch = dp.shard_batch(batch)
         out = jax.device_get(eval_step(state, batch, jax.random.fold_in(rng, i)))
         for k, v in out.items():
             sums[k] = sums.get(k, 0) + np.asarray(v, np.float64)
@@ -127,11 +186,14 @@ def train_and_evaluate(task: Task, cfg, workdir: str, seed: int, log: Callable[[
     os.makedirs(workdir, exist_ok=True)
     key = jax.random.PRNGKey(seed)
     init_rng, step_key, eval_key = jax.random.split(key, 3)
+    dp = DataParallel(cfg.batch_size) if cfg.get("data_parallel", False) else None
     state = task.init_state(init_rng)
+    if dp is not None:
+        state = dp.replicate(state)
     mngr = checkpoint_manager(workdir, cfg)
     start = mngr.latest_step() or 0
     if start:
-        state = mngr.restore(start, args=ocp.args.StandardRestore(abstract(state)))
+        state = mngr.restore(start, args=ocp.args.StandardRestore(abstract(state, dp and dp.replicated)))
         log(f"{task.name}: resumed from step {start} ({mngr.directory})")
     if start >= cfg.num_steps:
         log(f"{task.name}: already trained for {start} >= {cfg.num_steps} steps")
@@ -139,14 +201,23 @@ def train_and_evaluate(task: Task, cfg, workdir: str, seed: int, log: Callable[[
     n_params = sum(x.size for x in jax.tree_util.tree_leaves(state.params))
     log(f"{task.name}: training steps {start + 1}..{cfg.num_steps}, {n_params:,} parameters, "
         f"workdir {workdir}")
-    train_step = jax.jit(task.train_step, donate_argnums=(0,))
-    eval_step = jax.jit(task.eval_step) if task.eval_step else None
+    if dp is not None:
+        log(f"{task.name}: data parallel over {dp.mesh.size} devices on {jax.process_count()} host(s): "
+            f"global batch {dp.global_batch}, {dp.per_device} per device")
+        train_step = dp.jit(task.train_step, donate=True, axes=task.batch_axes)
+        eval_step = dp.jit(task.eval_step, donate=False) if task.eval_step else None
+    else:
+        train_step = jax.jit(task.train_step, donate_argnums=(0,))
+        eval_step = jax.jit(task.eval_step) if task.eval_step else None
     writer = _Writer(workdir)
     batches = task.train_batches(start)
     window, window_start, t_window = {}, start, time.perf_counter()
     try:
         for step in range(start, cfg.num_steps):
-            state, metrics = train_step(state, next(batches), jax.random.fold_in(step_key, step))
+            batch = next(batches)
+            if dp is not None:
+                batch = dp.shard_batch(batch, task.batch_axes)
+            state, metrics = train_step(state, batch, jax.random.fold_in(step_key, step))
             metrics = jax.device_get(metrics)
             if not math.isfinite(float(metrics["loss"])):
                 raise NonFiniteLossError(
@@ -164,7 +235,7 @@ def train_and_evaluate(task: Task, cfg, workdir: str, seed: int, log: Callable[[
                 log(f"{task.name} step {s}/{cfg.num_steps}: {_fmt(means)}")
                 window, window_start, t_window = {}, s, time.perf_counter()
             if eval_step and (s % cfg.eval_every == 0 or s == cfg.num_steps):
-                scalars = evaluate(task, eval_step, state, eval_key)
+                scalars = evaluate(task, eval_step, state, eval_key, dp)
                 writer.write(s, "eval", scalars)
                 log(f"{task.name} eval @ {s}: {_fmt(scalars)}")
             if s % cfg.checkpoint_every == 0 or s == cfg.num_steps:

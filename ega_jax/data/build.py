@@ -131,24 +131,15 @@ def build_dataset(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict:
     records, skipped, drops, totals = [], [], {}, VideoStats()
     for i, (stem, video_path, xml_path) in enumerate(pairs):
         t0 = time.time()
-        try:
-            if xml_path is None:
-                raise danmaku_xml.DanmakuFormatError(video_path, f"no danmaku file {stem}.xml in {cfg.danmaku}")
-            got, stats, dropped = process_video(stem, video_path, xml_path, cfg)
-        except (danmaku_xml.DanmakuFormatError, vid.VideoDecodeError) as e:
-            log(f"[{i + 1}/{len(pairs)}] SKIPPED {e}")
-            skipped.append({"file": e.path, "problem": e.problem})
+        outcome = process_or_skip(stem, video_path, xml_path, cfg)
+        if "skipped" in outcome:
+            log(f"[{i + 1}/{len(pairs)}] SKIPPED {outcome['error']}")
+            skipped.append(outcome["skipped"])
             continue
+        got, stats = outcome["records"], outcome["stats"]
         records += got
-        for reason, n in dropped.items():
-            drops[reason] = drops.get(reason, 0) + n
-        for f in dataclasses.fields(VideoStats):
-            if f.name == "ap_converged":
-                totals.ap_converged &= stats.ap_converged
-            elif f.name == "ap_iterations":
-                totals.ap_iterations = max(totals.ap_iterations, stats.ap_iterations)
-            else:
-                setattr(totals, f.name, getattr(totals, f.name) + getattr(stats, f.name))
+        add_drops(drops, outcome["drops"])
+        add_stats(totals, stats)
         elapsed = time.time() - start
         log(f"[{i + 1}/{len(pairs)}] {stem}: {stats.frames} s of video -> {stats.keyframes} key frames "
             f"(AP {stats.ap_iterations} it{'' if stats.ap_converged else ', NOT converged'}), "
@@ -163,30 +154,68 @@ def build_dataset(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict:
         rec.write_shards(rs, cfg.out, split, cfg.num_shards)
     vocab = CharVocab.build((c for r in by_split["train"] for c in r.comments), cfg.vocab_min_count)
     vocab.save(os.path.join(cfg.out, "vocab.json"))
-    summary = {
-        "inputs": {"videos": cfg.videos, "danmaku": cfg.danmaku, "videos_found": len(pairs),
-                   "videos_built": len(pairs) - len(skipped), "skipped": skipped,
-                   "danmaku_without_video": unmatched_xml},
-        "frames": totals.frames,
-        "keyframes": {"total": totals.keyframes, "written": len(records),
-                      "dropped_too_few_comments": totals.keyframes_without_comments,
-                      **{s: len(rs) for s, rs in by_split.items()}},
-        "comments": {"seen": totals.comments_seen, "kept": totals.comments_kept,
-                     "outside_video": totals.comments_outside_video,
-                     "dropped": {r: drops.get(r, 0) for r in danmaku_xml.DROP_REASONS},
-                     **{s: sum(len(r.comments) for r in rs) for s, rs in by_split.items()}},
-        "affinity_propagation": {"max_iterations": totals.ap_iterations, "all_converged": totals.ap_converged},
-        "vocab_size": len(vocab),
-        "config": dataclasses.asdict(cfg),
-        "seconds": round(time.time() - start, 2),
-    }
-    with open(os.path.join(cfg.out, "summary.json.tmp"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, ensure_ascii=False, indent=1)
-    os.replace(os.path.join(cfg.out, "summary.json.tmp"), os.path.join(cfg.out, "summary.json"))
+    summary = make_summary(cfg, pairs, unmatched_xml, skipped, totals, drops,
+                           {s: len(rs) for s, rs in by_split.items()},
+                           {s: sum(len(r.comments) for r in rs) for s, rs in by_split.items()}, len(vocab), start)
+    write_summary(cfg.out, summary)
     log(f"built {len(records)} key frames ({len(by_split['train'])} train / {len(by_split['test'])} test), "
         f"{totals.comments_kept} comments, vocab {len(vocab)} -> {cfg.out} in {summary['seconds']}s"
         + (f"; {len(skipped)} input(s) SKIPPED, see summary.json" if skipped else ""))
     return summary
+
+
+def process_or_skip(stem: str, video_path: str, xml_path: str | None, cfg: BuildConfig) -> dict:
+    """process_video, with a broken input turned into {"skipped": {file, problem}, "error": ...}."""
+    try:
+        if xml_path is None:
+            raise danmaku_xml.DanmakuFormatError(video_path, f"no danmaku file {stem}.xml in {cfg.danmaku}")
+        got, stats, dropped = process_video(stem, video_path, xml_path, cfg)
+    except (danmaku_xml.DanmakuFormatError, vid.VideoDecodeError) as e:
+        return {"skipped": {"file": e.path, "problem": e.problem}, "error": str(e), "stem": stem}
+    return {"records": got, "stats": stats, "drops": dict(dropped), "stem": stem}
+
+
+def add_drops(total: dict, more) -> dict:
+    for reason, n in more.items():
+        total[reason] = total.get(reason, 0) + n
+    return total
+
+
+def add_stats(totals: VideoStats, stats: VideoStats) -> VideoStats:
+    for f in dataclasses.fields(VideoStats):
+        if f.name == "ap_converged":
+            totals.ap_converged &= stats.ap_converged
+        elif f.name == "ap_iterations":
+            totals.ap_iterations = max(totals.ap_iterations, stats.ap_iterations)
+        else:
+            setattr(totals, f.name, getattr(totals, f.name) + getattr(stats, f.name))
+    return totals
+
+
+def make_summary(cfg, pairs, unmatched_xml, skipped, totals: VideoStats, drops: dict, keyframes_per_split: dict,
+                 comments_per_split: dict, vocab_size: int, start: float) -> dict:
+    return {
+        "inputs": {"videos": cfg.videos, "danmaku": cfg.danmaku, "videos_found": len(pairs),
+                   "videos_built": len(pairs) - len(skipped), "skipped": skipped,
+                   "danmaku_without_video": unmatched_xml},
+        "frames": totals.frames,
+        "keyframes": {"total": totals.keyframes, "written": sum(keyframes_per_split.values()),
+                      "dropped_too_few_comments": totals.keyframes_without_comments, **keyframes_per_split},
+        "comments": {"seen": totals.comments_seen, "kept": totals.comments_kept,
+                     "outside_video": totals.comments_outside_video,
+                     "dropped": {r: drops.get(r, 0) for r in danmaku_xml.DROP_REASONS}, **comments_per_split},
+        "affinity_propagation": {"max_iterations": totals.ap_iterations, "all_converged": totals.ap_converged},
+        "vocab_size": vocab_size,
+        "config": dataclasses.asdict(cfg),
+        "seconds": round(time.time() - start, 2),
+    }
+
+
+def write_summary(out: str, summary: dict) -> None:
+    """summary.json, written last and atomically: its presence means the build finished."""
+    with open(os.path.join(out, "summary.json.tmp"), "w", encoding="utf-8") as f:
+        json.dump(summary, f, ensure_ascii=False, indent=1)
+    os.replace(os.path.join(out, "summary.json.tmp"), os.path.join(out, "summary.json"))
 
 
 def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0, cfg: BuildConfig | None = None,
@@ -272,7 +301,11 @@ def main(argv):
                       keyframes=kf.KeyframeConfig(scd_coefficients=F.scd_coefficients, damping=F.damping,
                                                   window=F.ap_window))
     try:
-        summary = build_dataset(cfg)
+        if F.runner:
+            from ega_jax.data import beam_build
+            summary = beam_build.build_dataset_beam(cfg, F.runner, F.beam_options)
+        else:
+            summary = build_dataset(cfg)
     except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -290,6 +323,10 @@ def _define_flags():
     flags.DEFINE_integer("scd_coefficients", 256, "SCD length: 16, 32, 64, 128 or 256.")
     flags.DEFINE_float("damping", 0.5, "Affinity propagation damping in [0.5, 1).")
     flags.DEFINE_integer("ap_window", 1024, "Frames per affinity propagation problem (memory bound).")
+    flags.DEFINE_string("runner", "", "Build with Apache Beam on this runner (DirectRunner, DataflowRunner, "
+                        "FlinkRunner, SparkRunner); empty: one process. Needs the beam extra.")
+    flags.DEFINE_string("beam_options", "", "More Beam pipeline options, e.g. \"--direct_running_mode="
+                        "multi_processing --direct_num_workers=4\".")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,8 @@ def to_example(r: KeyframeRecord) -> bytes:
         "cluster_seconds": tf.train.Feature(int64_list=tf.train.Int64List(value=r.cluster_seconds)),
         "scene": b([r.scene.encode()]),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic: map entries in key order, so the bytes do not depend on the writing process.
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 def feature_spec():

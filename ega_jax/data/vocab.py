@@ -25,6 +25,11 @@ class CharVocab:
         counts = collections.Counter()
         for t in texts:
             counts.update(t)
+        return cls.from_counts(counts, min_count)
+
+    @classmethod
+    def from_counts(cls, counts, min_count: int = 2) -> "CharVocab":
+        """From {character: count} (e.g. combined by a Beam pipeline)."""
         # Most frequent first; ties by code point so the file is deterministic.
         kept = sorted(((c, n) for c, n in counts.items() if n >= min_count), key=lambda x: (-x[1], x[0]))
         return cls([c for c, _ in kept], [n for _, n in kept], min_count)

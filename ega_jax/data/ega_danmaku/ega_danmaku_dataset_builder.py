@@ -5,6 +5,12 @@
 DIR holds ``videos/`` and ``danmaku/`` (Bilibili XML with the videos' stems,
 optionally ``<stem>.scenes.json``). The split is the same deterministic 80/20
 by key frame as ``python -m ega_jax.data.build``.
+
+When Apache Beam is installed (the ``beam`` extra) the videos are processed by a
+Beam pipeline (one shared per-video stage, then a filter per split), so
+``tfds build ... --beam_pipeline_options="runner=DirectRunner,direct_num_workers=8,
+direct_running_mode=multi_processing"`` (or a Dataflow/Flink/Spark runner) spreads
+the work; without Beam it runs in this process.
 """
 
 from __future__ import annotations
@@ -16,9 +22,13 @@ import tensorflow_datasets as tfds
 from absl import logging
 
 from ega_jax.data import build as build_lib
-from ega_jax.data import danmaku_xml
 from ega_jax.data import records
-from ega_jax.data import video
+
+try:
+    import apache_beam  # noqa: F401
+    _HAVE_BEAM = True
+except ImportError:
+    _HAVE_BEAM = False
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -50,29 +60,50 @@ class Builder(tfds.core.GeneratorBasedBuilder):
             }),
         )
 
-    def _split_generators(self, dl_manager: tfds.download.DownloadManager):
+    def _inputs(self, dl_manager):
         root = os.fspath(dl_manager.manual_dir)
         cfg = build_lib.BuildConfig(videos=os.path.join(root, "videos"), danmaku=os.path.join(root, "danmaku"),
                                     image_size=self.image_size)
-        pairs, _ = build_lib.find_inputs(cfg.videos, cfg.danmaku)
+        return cfg, build_lib.find_inputs(cfg.videos, cfg.danmaku)[0]
+
+    def _split_generators_beam(self, dl_manager: tfds.download.DownloadManager, pipeline):
+        beam = tfds.core.lazy_imports.apache_beam
+        cfg, pairs = self._inputs(dl_manager)
+        keyframes = (pipeline | "Videos" >> beam.Create(pairs) | "Spread" >> beam.Reshuffle()
+                     | "KeyFrames" >> beam.FlatMap(_records_of, cfg))
+        per_split = beam.ptransform_fn(_beam_examples)
+        return {s: keyframes | s >> per_split(split=s, train_fraction=cfg.train_fraction) for s in records.SPLITS}
+
+    def _split_generators_local(self, dl_manager: tfds.download.DownloadManager):
+        cfg, pairs = self._inputs(dl_manager)
         by_split = {s: [] for s in records.SPLITS}
-        for stem, video_path, xml_path in pairs:
-            if xml_path is None:
-                logging.warning("SKIPPED %s: no danmaku file %s.xml", video_path, stem)
-                continue
-            try:
-                got, _, _ = build_lib.process_video(stem, video_path, xml_path, cfg)
-            except (danmaku_xml.DanmakuFormatError, video.VideoDecodeError) as e:
-                logging.warning("SKIPPED %s", e)
-                continue
-            for r in got:
+        for pair in pairs:
+            for r in _records_of(pair, cfg):
                 by_split[records.split_of(r.key, cfg.train_fraction)].append(r)
         return {s: self._generate_examples(rs) for s, rs in by_split.items()}
 
     def _generate_examples(self, recs):
         for r in recs:
-            yield r.key, {
-                "video_id": r.video_id, "keyframe_second": r.keyframe_second, "image": r.image,
-                "comments": r.comments, "comment_seconds": r.comment_seconds,
-                "cluster_seconds": r.cluster_seconds, "scene": r.scene,
-            }
+            yield r.key, _example(r)
+
+    # tfds hands a Beam pipeline to a _split_generators that asks for one.
+    _split_generators = _split_generators_beam if _HAVE_BEAM else _split_generators_local
+
+
+def _example(r: records.KeyframeRecord) -> dict:
+    return {"video_id": r.video_id, "keyframe_second": r.keyframe_second, "image": r.image, "comments": r.comments,
+            "comment_seconds": r.comment_seconds, "cluster_seconds": r.cluster_seconds, "scene": r.scene}
+
+
+def _records_of(pair, cfg):
+    out = build_lib.process_or_skip(*pair, cfg)
+    if "skipped" in out:
+        logging.warning("SKIPPED %s", out["error"])
+        return []
+    return out["records"]
+
+
+def _beam_examples(keyframes, split: str, train_fraction: float):
+    beam = tfds.core.lazy_imports.apache_beam
+    return (keyframes | "Split" >> beam.Filter(lambda r: records.split_of(r.key, train_fraction) == split)
+            | "Example" >> beam.Map(lambda r: (r.key, _example(r))))
