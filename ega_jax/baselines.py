@@ -252,7 +252,7 @@ class EncDecModel(generation.CommentModel):
 
     def comments_for_features(self, feats, n, rng, strategy="sample", **decode_kw):
         c = jnp.repeat(jnp.asarray(feats), n, axis=0)
-        return generation._split(generation.decode_texts(self.variables["params"], self.vocab, self.max_len, c,
+        return generation.per_frame(generation.decode_texts(self.variables["params"], self.vocab, self.max_len, c,
                                                          strategy, rng, **decode_kw), n)
 
     def log_prob_for_features(self, feats, tokens, rng):
@@ -289,7 +289,7 @@ class CVAEModel(_YModel):
         z_rng, d_rng = jax.random.split(rng)
         yy = jnp.repeat(jnp.asarray(y), n, axis=0)
         z = jax.random.normal(z_rng, (yy.shape[0], self.model.latent_dim))          # the prior N(0, I)
-        return generation._split(generation.decode_texts(self.params, self.vocab, self.max_len,
+        return generation.per_frame(generation.decode_texts(self.params, self.vocab, self.max_len,
                                                          jnp.concatenate([z, yy], -1), strategy, d_rng,
                                                          **decode_kw), n)
 
@@ -323,7 +323,7 @@ class SimpleGANModel(_YModel):
         decoding strategy does not apply.)"""
         yy = jnp.repeat(jnp.asarray(y), n, axis=0)
         probs = _soft_sentences(self.sg, self.params, yy, rng)
-        return generation._split([self.vocab.decode(t) for t in np.asarray(jnp.argmax(probs, -1))], n)
+        return generation.per_frame([self.vocab.decode(t) for t in np.asarray(jnp.argmax(probs, -1))], n)
 
     def log_prob_for_features(self, y, tokens, rng):
         """The generator as an autoregressive model (one-hot inputs), averaged over noise draws."""

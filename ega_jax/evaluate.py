@@ -50,7 +50,8 @@ def discover(workdir: str) -> list[tuple[str, str]]:
     def model_of(path):
         if not os.path.exists(os.path.join(path, "config.json")):
             return None
-        return MODEL_STAGES.get(json.load(open(os.path.join(path, "config.json"))).get("stage"))
+        with open(os.path.join(path, "config.json")) as f:
+            return MODEL_STAGES.get(json.load(f).get("stage"))
 
     if model_of(workdir):
         return [(model_of(workdir), workdir)]
@@ -214,8 +215,8 @@ def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str
           f"{len(test)} test key frames, {num_per_frame} comments per frame per model, seed {seed}; "
           f"BLEU-4 against {num_refs} random human comments of the frame; ranking of "
           f"{len(cands[0]['candidates']) if cands else 0} candidates per frame "
-          f"(≤5 ground truth, 20 plausible, 20 popular, random); relation chance "
-          f"{1 / len(lex):.3f}." if lex else "", "",
+          f"(≤5 ground truth, 20 plausible, 20 popular, random)"
+          + (f"; relation chance {1 / len(lex):.3f}." if lex else "."), "",
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         md.append("| " + " | ".join([DISPLAY.get(row["model"], row["model"])] + [_fmt(row.get(c)) for c in columns])

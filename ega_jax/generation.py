@@ -92,7 +92,8 @@ class CommentModel:
         return self.log_prob_for_features(self.frame_features(images_uint8), self.tokens(texts), rng)
 
 
-def _split(texts: list[str], n: int) -> list[list[str]]:
+def per_frame(texts: list[str], n: int) -> list[list[str]]:
+    """A flat list of n comments per frame -> one list per frame."""
     return [texts[i * n:(i + 1) * n] for i in range(len(texts) // n)]
 
 
@@ -128,7 +129,7 @@ class Generator(CommentModel):
 
     def comments_for_features(self, frame_h_v, n: int, rng, strategy: str = "greedy", **decode_kw):
         g_rng, d_rng = jax.random.split(rng)
-        return _split(self.decode(self.latents(frame_h_v, n, g_rng), strategy, d_rng, **decode_kw), n)
+        return per_frame(self.decode(self.latents(frame_h_v, n, g_rng), strategy, d_rng, **decode_kw), n)
 
     def log_prob_for_features(self, frame_h_v, tokens, rng):
         k = self.score_samples

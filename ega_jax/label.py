@@ -346,6 +346,15 @@ def recall_by_model(workdir: str) -> dict:
 # The web app
 
 
+def _cjk_font_path() -> str:
+    try:
+        import mplfonts
+    except ImportError:
+        return ""
+    path = os.path.join(os.path.dirname(mplfonts.__file__), "fonts", "NotoSansCJKsc-Regular.otf")
+    return path if os.path.exists(path) else ""
+
+
 def make_app(store: Store, frames: int = 20, per_model: int = 2, human: int = 2, secure_cookies: bool = False):
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -463,6 +472,16 @@ def make_app(store: Store, frames: int = 20, per_model: int = 2, human: int = 2,
         except LabelError as e:
             return error(e)
 
+    async def cjk_font(request: Request):
+        # For raters whose system has no Chinese font (CSS lists the usual local ones first, and
+        # unicode-range means only such browsers download it).
+        path = _cjk_font_path()
+        if not path:
+            return error(LabelError(404, "no CJK font installed (pip install mplfonts)"))
+        resp = FileResponse(path, media_type="font/otf")
+        resp.headers["X-Cache"] = "public"
+        return resp
+
     async def image(request: Request):
         try:
             rid, _, _ = rater(request)
@@ -475,12 +494,16 @@ def make_app(store: Store, frames: int = 20, per_model: int = 2, human: int = 2,
         async def dispatch(self, request, call_next):
             resp = await call_next(request)
             resp.headers["Content-Security-Policy"] = (
-                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+                "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; "
+                "connect-src 'self'; "
                 "form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
             resp.headers["X-Content-Type-Options"] = "nosniff"
             resp.headers["Referrer-Policy"] = "no-referrer"       # keeps invite tokens out of Referer
             resp.headers["X-Frame-Options"] = "DENY"
-            resp.headers["Cache-Control"] = "no-store"
+            cacheable = resp.headers.get("X-Cache") == "public"
+            if "X-Cache" in resp.headers:
+                del resp.headers["X-Cache"]
+            resp.headers["Cache-Control"] = "public, max-age=86400" if cacheable else "no-store"
             return resp
 
     routes = [
@@ -489,6 +512,7 @@ def make_app(store: Store, frames: int = 20, per_model: int = 2, human: int = 2,
         Route("/static/app.js", lambda r: static("app.js", "text/javascript; charset=utf-8")),
         Route("/static/invite.js", lambda r: static("invite.js", "text/javascript; charset=utf-8")),
         Route("/static/app.css", lambda r: static("app.css", "text/css; charset=utf-8")),
+        Route("/static/cjk.otf", cjk_font),
         Route("/api/page", api_page), Route("/api/labels", api_labels),
         Route("/api/page/{page_id}/labels", api_submit, methods=["POST"]),
         Route("/img/{page_id:int}/{frame:int}", image),

@@ -155,6 +155,10 @@ def test_http_sessions_cookies_csrf_and_validation(served):
     assert c.call("GET", f"/img/{page['page_id']}/0")[0] == 200
     assert c.call("GET", f"/img/{page['page_id']}/99")[0] == 404
     assert c.call("GET", "/img/../labels.sqlite")[0] == 404
+    # The CJK web font for raters without a Chinese system font (cacheable, unlike the rest).
+    import urllib.request as u
+    with u.urlopen(base + "/static/cjk.otf") as r:
+        assert r.status == 200 and r.headers["Cache-Control"].startswith("public") and len(r.read()) > 1_000_000
 
 
 def test_a_rater_cannot_read_or_post_another_raters_labels(served):
