@@ -294,7 +294,8 @@ def ensure_stage1(config, stage: str, stage_dir: str, log=print) -> None:
     for section in ("data", "input", "image_vae", "text_vae", "optimizer"):
         sub[section] = config[section].to_dict()
     sub.seed, sub.kl.mu0 = config.seed, config.kl.mu0
-    sub.train.data_parallel = config.gan_train.get("data_parallel", False)
+    # The main job's (gan_train) or a baseline's (train) data-parallel switch applies to its prerequisites.
+    sub.train.data_parallel = (config.get("gan_train") or config.train).get("data_parallel", False)
     sub.train.num_steps = config.stage1[f"{stage}_steps"]
     if stage == "text_vae" and config.stage1.text_vae_optimizer.name:
         sub.optimizer.update(name=config.stage1.text_vae_optimizer.name, lr=config.stage1.text_vae_optimizer.lr)

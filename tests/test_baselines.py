@@ -233,3 +233,19 @@ def test_evaluate_errors_clearly_without_models(tmp_path):
     from ega_jax import evaluate
     with pytest.raises(FileNotFoundError, match="no trained model"):
         evaluate.evaluate(str(tmp_path))
+
+
+def test_standalone_baseline_trains_its_own_image_vae(tiny_world, tmp_path):
+    """configs/cvae.py without --config.stage1.image_vae_dir: the image VAE is trained into W/image_vae."""
+    w = tmp_path / "cvae"
+    args = SMALL + [
+        f"--config.train.{k}={v}" for k, v in dict(num_steps=3, log_every=3, eval_every=3, checkpoint_every=3).items()]
+    r = subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/cvae.py", f"--workdir={w}",
+                        f"--config.data.dir={tiny_world['built']}", "--config.stage1.image_vae_steps=2",
+                        "--config.score_samples=2", *args], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "image_vae: no finished run" in r.stdout and (w / "image_vae" / "FINISHED.json").exists()
+    assert json.loads((w / "image_vae" / "config.json").read_text())["optimizer"]["name"] == "sgd"  # the paper's
+    assert "cvae step 3/3" in r.stdout and (w / "FINISHED.json").exists()
+    model, _ = generation.load(str(w))
+    assert model.name == "cvae"

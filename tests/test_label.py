@@ -299,3 +299,33 @@ def test_logged_out_browser_is_sent_to_the_start_page(tmp_path):
         page.click("#start")
         assert "invalid or was already used" in page.text_content("body")
         browser.close()
+
+
+def test_serve_cli_imports_samples_and_answers(tmp_path):
+    (tmp_path / "evaluation").mkdir()
+    bench.write_samples(str(tmp_path / "evaluation"), frames=3)
+    port = bench.free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ega_jax.label", "serve", f"--workdir={tmp_path}", f"--port={port}"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    try:
+        import time
+        import urllib.request
+        deadline = time.time() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2) as r:
+                    assert r.status == 200 and b"invite link" in r.read()
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() else "timeout"
+                time.sleep(0.3)
+        assert label.Store(str(tmp_path / "labels.sqlite"))._read("SELECT COUNT(*) FROM items")[0][0] == 3 * 20
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    # Without a samples file, serve says what to run.
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = subprocess.run([sys.executable, "-m", "ega_jax.label", "serve", f"--workdir={empty}"], capture_output=True,
+                       text=True, cwd=REPO, timeout=60)
+    assert r.returncode == 2 and "python -m ega_jax.evaluate" in r.stderr
