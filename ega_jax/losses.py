@@ -43,6 +43,17 @@ def cosine_distance(a, b, eps: float = 1e-8):
     return 1.0 - num / jnp.maximum(den, eps)
 
 
+def gradient_penalty(critic, real, fake, rng):
+    """WGAN-GP (Gulrajani et al. 2017): E[(|grad critic(x)| - 1)^2] on random interpolates x of
+    real and fake rows. critic maps a batch (B, ...) to (B,) scores with no interaction between
+    rows (no batch norm), so the gradient of their sum is each row's own gradient."""
+    eps = jax.random.uniform(rng, (real.shape[0],) + (1,) * (real.ndim - 1))
+    grads = jax.grad(lambda x: jnp.sum(critic(x)))(eps * real + (1 - eps) * fake)
+    # The epsilon keeps the norm's gradient finite where the critic is flat.
+    norms = jnp.sqrt(jnp.sum(grads ** 2, axis=tuple(range(1, grads.ndim))) + 1e-12)
+    return jnp.mean((norms - 1.0) ** 2)
+
+
 def sequence_nll(logits, targets, mask):
     """Eq. 6: -sum_t log P(c_t | h_s, c_<t), over the unmasked positions of each row."""
     logp = jax.nn.log_softmax(logits.astype(jnp.float32), axis=-1)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ega_jax import stage1, train
+from ega_jax import losses, stage1, train
 from ega_jax.data.vocab import CharVocab, load_vocab
 from ega_jax.models.wgan import Critic, Generator
 
@@ -160,13 +160,8 @@ def critic_loss(gan: GAN, d_params, h_v, real, fake, rng):
     d = lambda hs: gan.critic.apply({"params": d_params}, h_v, hs)
     w = jnp.mean(d(real)) - jnp.mean(d(fake))
     loss = -w
-    if gan.penalty == "gp":  # Gulrajani et al. (2017): unit gradient norm on interpolates
-        eps = jax.random.uniform(rng, (real.shape[0], 1))
-        mix = eps * real + (1 - eps) * fake
-        grads = jax.vmap(jax.grad(lambda hv, hs: gan.critic.apply({"params": d_params}, hv[None], hs[None])[0],
-                                  argnums=1))(h_v, mix)
-        gp = jnp.mean((jnp.linalg.norm(grads, axis=-1) - 1.0) ** 2)
-        loss = loss + gan.gp_weight * gp
+    if gan.penalty == "gp":
+        loss = loss + gan.gp_weight * losses.gradient_penalty(d, real, fake, rng)
     return loss, w
 
 

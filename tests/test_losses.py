@@ -75,3 +75,18 @@ def test_sequence_nll_by_hand():
 def test_active_units():
     mu = np.array([[0.0, 1.0, 5.0], [0.0, -1.0, 5.05], [0.0, 1.0, 5.0], [0.0, -1.0, 4.95]])
     assert losses.active_units(mu.sum(0), (mu ** 2).sum(0), len(mu)) == 1   # only dim 2 varies enough
+
+
+def test_gradient_penalty_by_hand_on_sequences():
+    """A critic linear in (L, V) sequences has gradient W at every input: penalty (|W|_F - 1)^2,
+    whatever the interpolates; a quadratic critic gives each row the norm at its own interpolate."""
+    import jax
+    w = jnp.zeros((2, 3)).at[0, 0].set(3.0).at[1, 2].set(4.0)             # |W|_F = 5
+    real, fake = jnp.ones((4, 2, 3)), jnp.zeros((4, 2, 3))
+    gp = losses.gradient_penalty(lambda x: jnp.sum(x * w, axis=(1, 2)), real, fake, jax.random.PRNGKey(0))
+    assert float(gp) == pytest.approx((5.0 - 1.0) ** 2)
+    # critic(x) = sum x^2: the gradient at interpolate eps_i * real is 2 eps_i * ones(2, 3).
+    key = jax.random.PRNGKey(1)
+    eps = np.asarray(jax.random.uniform(key, (4, 1, 1))).ravel()
+    gp = losses.gradient_penalty(lambda x: jnp.sum(x ** 2, axis=(1, 2)), real, fake, key)
+    assert float(gp) == pytest.approx(np.mean((2 * eps * math.sqrt(6) - 1) ** 2), rel=1e-5)
