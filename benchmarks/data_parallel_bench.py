@@ -113,7 +113,7 @@ def main():
     if best:
         hours = PAPER_COMMENTS / 2 / best["examples_per_s"] / 3600
         b32 = [r for r in text if r["batch"] == 32]
-        note = (f"Projected paper-scale sentence-VAE epoch (9.66 M comments = 4.83 M pairs) at batch 32: "
+        note = ("Projected paper-scale sentence-VAE epoch (9.66 M comments = 4.83 M pairs) at batch 32: "
                 + ", ".join(f"{PAPER_COMMENTS / 2 / r['examples_per_s'] / 3600:.1f} h on {r['devices']} "
                             f"{r['platform']} device(s)" for r in b32)
                 + f"; at the best measured throughput ({best['batch']} pairs/step, {best['devices']} "

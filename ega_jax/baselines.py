@@ -242,9 +242,9 @@ class EncDecModel(generation.CommentModel):
     default_strategy = "sample"
 
     def frame_features(self, images_uint8):
-        x = stage1.frames_to_input(images_uint8, self.image_size)
-        return np.concatenate([np.asarray(_encdec_condition(self.model, self.variables, jnp.asarray(x[i:i + 256])))
-                               for i in range(0, len(x), 256)]) if len(x) else np.zeros((0, self.model.feature_dim))
+        return stage2.map_in_batches(lambda x: _encdec_condition(self.model, self.variables, jnp.asarray(x)),
+                                     stage1.frames_to_input(images_uint8, self.image_size), 256,
+                                     self.model.feature_dim)
 
     def comments_for_features(self, feats, n, rng, strategy="sample", **decode_kw):
         c = jnp.repeat(jnp.asarray(feats), n, axis=0)

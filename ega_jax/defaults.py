@@ -7,6 +7,7 @@ default lives in exactly one place.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 
 import ml_collections
@@ -74,6 +75,12 @@ def save(config, workdir: str) -> None:
     os.makedirs(workdir, exist_ok=True)
     with open(os.path.join(workdir, "config.json"), "w") as f:
         f.write(config.to_json_best_effort(indent=1))
+
+
+def load(workdir: str) -> ml_collections.ConfigDict:
+    """The config.json that save() wrote into workdir."""
+    with open(os.path.join(workdir, "config.json")) as f:
+        return ml_collections.ConfigDict(json.load(f))
 
 
 def gan_config() -> ml_collections.ConfigDict:

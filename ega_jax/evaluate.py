@@ -39,22 +39,18 @@ COLUMNS = ("human_recall", "bleu4", "fluency", "diversity", "R@1", "R@5", "R@10"
            "novelty", "empty")
 
 
-def _read_config(path: str):
-    import ml_collections
-    with open(os.path.join(path, "config.json")) as f:
-        return ml_collections.ConfigDict(json.load(f))
-
-
 def discover(workdir: str) -> list[tuple[str, str]]:
     """(model key, workdir) of every model trained in workdir or its direct subdirectories."""
+    from ega_jax import defaults
+
     def model_of(path):
         if not os.path.exists(os.path.join(path, "config.json")):
             return None
-        with open(os.path.join(path, "config.json")) as f:
-            return MODEL_STAGES.get(json.load(f).get("stage"))
+        return MODEL_STAGES.get(defaults.load(path).get("stage"))
 
-    if model_of(workdir):
-        return [(model_of(workdir), workdir)]
+    own = model_of(workdir)
+    if own:
+        return [(own, workdir)]
     found = [(model_of(os.path.join(workdir, d)), os.path.join(workdir, d)) for d in sorted(os.listdir(workdir))
              if os.path.isdir(os.path.join(workdir, d))]
     found = [(k, p) for k, p in found if k]
@@ -65,16 +61,12 @@ def discover(workdir: str) -> list[tuple[str, str]]:
 def _cjk_font(size: int):
     """A font with Chinese glyphs: mplfonts' Noto Sans CJK (an install requirement), else a system one."""
     from PIL import ImageFont
-    candidates = []
-    try:
-        import mplfonts
-        candidates.append(os.path.join(os.path.dirname(mplfonts.__file__), "fonts", "NotoSansCJKsc-Regular.otf"))
-    except ImportError:
-        pass
-    candidates += ["/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-                   "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"]
+
+    from ega_jax import fonts
+    candidates = [fonts.noto_cjk_otf(), "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
+                  "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"]
     for c in candidates:
-        if os.path.exists(c):
+        if c and os.path.exists(c):
             return ImageFont.truetype(c, size)
     print("warning: no CJK font found (pip install mplfonts); Chinese text in case_study.png will show as boxes")
     return ImageFont.load_default()
@@ -128,7 +120,7 @@ def human_recall(workdir: str) -> dict:
 
 def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str = "", num_refs: int = 3,
              cases: int = 4, out: str = "evaluation", log=print) -> list[dict]:
-    from ega_jax import data_job, generation, metrics
+    from ega_jax import data_job, defaults, generation, metrics
     from ega_jax.data import records, world_recipes
     from PIL import Image
 
@@ -136,7 +128,7 @@ def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str
     if not found:
         raise FileNotFoundError(f"no trained model in {workdir} or its subdirectories (a model workdir has a "
                                 "config.json with stage gan, encdec, cvae or simple_gan)")
-    configs = {p: _read_config(p) for _, p in found}
+    configs = {p: defaults.load(p) for _, p in found}
     data_dirs = {p: data_job.resolve_dataset(c, log=lambda *_: None) for p, c in configs.items()}
     data_dir = data_dirs[found[0][1]]
     for p, d in data_dirs.items():
@@ -158,6 +150,9 @@ def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str
     vocabulary = metrics.train_ngrams(train_comments)
     train_set = set(train_comments)
     cands = metrics.build_candidates([r["comments"] for r in test], train_comments, seed=seed)
+    # Every model scores the same (frame, candidate) rows.
+    cand_images = images[np.asarray([f for f, c in enumerate(cands) for _ in c["candidates"]], int)]
+    cand_texts = [t for c in cands for t in c["candidates"]]
     scenes = all(r["scene"] for r in test)
     lex = {s["name"]: s["lexicon"] for s in world_recipes.SCENES} if scenes else None
 
@@ -191,9 +186,7 @@ def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str
                                    temperature=g.temperature, top_k=g.top_k, beam_size=g.beam_size)
         generated[key] = per_frame
         row = {"model": key, "workdir": path, "strategy": strat, **text_metrics(per_frame)}
-        idx = np.asarray([f for f, c in enumerate(cands) for _ in c["candidates"]])
-        texts = [t for c in cands for t in c["candidates"]]
-        scores = model.log_prob(images[idx], texts, jax.random.PRNGKey(seed + 1))
+        scores = model.log_prob(cand_images, cand_texts, jax.random.PRNGKey(seed + 1))
         ranks, k = [], 0
         for c in cands:
             n = len(c["candidates"])

@@ -12,7 +12,6 @@ frame's comments over the seconds of its cluster.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import jax
@@ -20,7 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from ega_jax import decoding, stage2, train
+from ega_jax import decoding, defaults, stage2, train
 from ega_jax.data.danmaku_xml import Comment
 
 STRATEGIES = ("greedy", "sample", "topk", "beam")
@@ -150,8 +149,7 @@ def load(workdir: str) -> tuple[CommentModel, ml_collections.ConfigDict]:
     if not os.path.exists(path):
         raise FileNotFoundError(f"{workdir} is not a trained model's workdir (no config.json); train with "
                                 "python -m ega_jax.main --config=configs/gan.py --workdir=" + workdir)
-    with open(path) as f:
-        config = ml_collections.ConfigDict(json.load(f))
+    config = defaults.load(workdir)
     from ega_jax import baselines
     if config.stage in baselines.MODELS:
         return baselines.load(workdir, config), config

@@ -38,6 +38,8 @@ import sys
 import time
 import urllib.parse
 
+from ega_jax import fonts
+
 DB_NAME = "labels.sqlite"
 STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "label_static")
 COOKIE = "ega_session"
@@ -346,15 +348,6 @@ def recall_by_model(workdir: str) -> dict:
 # The web app
 
 
-def _cjk_font_path() -> str:
-    try:
-        import mplfonts
-    except ImportError:
-        return ""
-    path = os.path.join(os.path.dirname(mplfonts.__file__), "fonts", "NotoSansCJKsc-Regular.otf")
-    return path if os.path.exists(path) else ""
-
-
 def make_app(store: Store, frames: int = 20, per_model: int = 2, human: int = 2, secure_cookies: bool = False):
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
@@ -475,7 +468,7 @@ def make_app(store: Store, frames: int = 20, per_model: int = 2, human: int = 2,
     async def cjk_font(request: Request):
         # For raters whose system has no Chinese font (CSS lists the usual local ones first, and
         # unicode-range means only such browsers download it).
-        path = _cjk_font_path()
+        path = fonts.noto_cjk_otf()
         if not path:
             return error(LabelError(404, "no CJK font installed (pip install mplfonts)"))
         resp = FileResponse(path, media_type="font/otf")

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ega_jax import losses, stage1, train
+from ega_jax import defaults, losses, stage1, train
 from ega_jax.data.vocab import CharVocab, load_vocab
 from ega_jax.models.wgan import Critic, Generator
 
@@ -51,12 +51,17 @@ class Stage1:
         return self.encode_images(stage1.frames_to_input(frames_uint8, self.image_model.image_size))
 
     def encode_texts(self, texts, batch: int = 512) -> np.ndarray:
-        out = []
-        for i in range(0, len(texts), batch):
-            tokens = jnp.asarray(np.stack([self.vocab.encode(t, self.max_len) for t in texts[i:i + batch]]))
-            mu, _ = _text_encode(self.text_model, self.text_params, tokens)
-            out.append(np.asarray(mu))
-        return np.concatenate(out) if out else np.zeros((0, self.text_model.latent_dim), np.float32)
+        def mu_s(chunk):
+            tokens = jnp.asarray(np.stack([self.vocab.encode(t, self.max_len) for t in chunk]))
+            return _text_encode(self.text_model, self.text_params, tokens)[0]
+        return map_in_batches(mu_s, texts, batch, self.text_model.latent_dim)
+
+
+def map_in_batches(fn, rows, batch: int, out_dim: int) -> np.ndarray:
+    """fn (a jitted encoder) over rows in batches of at most `batch`, as one (N, out_dim) array:
+    a bounded batch keeps device memory flat and the compiled shapes few."""
+    out = [np.asarray(fn(rows[i:i + batch])) for i in range(0, len(rows), batch)]
+    return np.concatenate(out) if out else np.zeros((0, out_dim), np.float32)
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -72,12 +77,9 @@ def _text_encode(model, params, tokens):
 
 
 def _stage_config(workdir: str):
-    path = os.path.join(workdir, "config.json")
     if not os.path.exists(os.path.join(workdir, "FINISHED.json")):
         raise FileNotFoundError(f"{workdir} holds no finished stage-1 run (no FINISHED.json)")
-    import ml_collections
-    with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+    return defaults.load(workdir)
 
 
 def load_image_vae(image_vae_dir: str):
@@ -91,9 +93,8 @@ def load_image_vae(image_vae_dir: str):
 
 def encode_images(image_model, image_variables, images, batch: int = 256) -> np.ndarray:
     """mu_v of float images in [-1, 1] (what the pipeline yields), in batches."""
-    out = [np.asarray(_image_encode(image_model, image_variables, jnp.asarray(images[i:i + batch]))[0])
-           for i in range(0, len(images), batch)]
-    return np.concatenate(out) if out else np.zeros((0, image_model.latent_dim), np.float32)
+    return map_in_batches(lambda x: _image_encode(image_model, image_variables, jnp.asarray(x))[0], images, batch,
+                          image_model.latent_dim)
 
 
 def load_stage1(image_vae_dir: str, text_vae_dir: str) -> Stage1:
@@ -280,7 +281,6 @@ def eval_batches(pairs: LatentPairs, batch_size: int):
 
 def ensure_stage1(config, stage: str, stage_dir: str, log=print) -> None:
     """Trains a missing (or resumes an unfinished) stage-1 prerequisite; skips a finished one."""
-    from ega_jax import defaults
     if os.path.exists(os.path.join(stage_dir, "FINISHED.json")):
         log(f"{stage}: finished run found in {stage_dir}; skipped")
         return

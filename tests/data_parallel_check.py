@@ -12,7 +12,6 @@ import sys
 import tempfile
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from ega_jax import baselines, decoding, defaults, generation, losses, train
+from ega_jax import baselines, decoding, defaults, generation, losses
 from ega_jax.data.vocab import BOS, EOS, PAD
 from ega_jax.models import baselines as models
 

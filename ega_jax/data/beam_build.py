@@ -18,7 +18,6 @@ Apache Beam is the optional ``beam`` extra.
 
 from __future__ import annotations
 
-import collections
 import json
 import os
 import shlex

@@ -15,6 +15,7 @@ the work; without Beam it runs in this process.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 
 import numpy as np
@@ -24,11 +25,8 @@ from absl import logging
 from ega_jax.data import build as build_lib
 from ega_jax.data import records
 
-try:
-    import apache_beam  # noqa: F401
-    _HAVE_BEAM = True
-except ImportError:
-    _HAVE_BEAM = False
+# Looked up, not imported: tfds imports Beam itself when it runs the Beam split generators.
+_HAVE_BEAM = importlib.util.find_spec("apache_beam") is not None
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
