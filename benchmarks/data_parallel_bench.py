@@ -29,15 +29,17 @@ PAPER_COMMENTS = 9_661_369
 def child(batches, steps):
     import jax
     import numpy as np
-    from ega_jax import defaults, stage1, stage2, train
+    from configs import gan_paper
+    from ega_jax import ega, train, vae
 
-    cfg = defaults.gan_config()
+    cfg = gan_paper.get_config()
+    stage1 = cfg.stage1.text_vae
     rng = np.random.default_rng(0)
-    tx = train.make_optimizer(cfg.optimizer)
-    image = stage1.image_model(cfg.image_vae)
-    text = stage1.text_model(cfg.text_vae, 411)
-    gan = stage2.make_gan(cfg.gan, cfg.gan_optimizer, cfg.text_vae.latent_dim)
-    L = cfg.input.max_len
+    tx = train.make_optimizer(stage1.optimizer)
+    image = vae.image_model_from(stage1.image_vae)
+    text = vae.text_model_from(stage1.text_vae, 411)
+    gan = ega.make_gan(cfg.gan, cfg.gan_optimizer, stage1.text_vae.latent_dim)
+    L = stage1.input.max_len
 
     def toks(b):
         t = rng.integers(4, 411, size=(b, L)).astype(np.int32)
@@ -46,13 +48,13 @@ def child(batches, steps):
         return t
 
     stages = {
-        "image_vae": (lambda r: stage1.init_image_state(image, tx, r),
-                      functools.partial(stage1.image_train_step, kl=cfg.kl), {},
+        "image_vae": (lambda r: vae.init_image_state(image, tx, r),
+                      functools.partial(vae.image_train_step, kl=stage1.kl), {},
                       lambda b: {"image": rng.uniform(-1, 1, (b, 64, 64, 3)).astype(np.float32)}),
-        "text_vae": (lambda r: stage1.init_text_state(text, tx, r, L),
-                     functools.partial(stage1.text_train_step, kl=cfg.kl, semantic_weight=1.0), {},
+        "text_vae": (lambda r: vae.init_text_state(text, tx, r, L),
+                     functools.partial(vae.text_train_step, kl=stage1.kl, semantic_weight=1.0), {},
                      lambda b: {"s1": toks(b), "s2": toks(b)}),
-        "gan": (lambda r: gan.init(r, 64, 64), functools.partial(stage2.gan_train_step, gan=gan),
+        "gan": (lambda r: gan.init(r, 64, 64), functools.partial(ega.gan_train_step, gan=gan),
                 {"real_v": 1, "real_s": 1},
                 lambda b: {"real_v": rng.normal(size=(5, b, 64)).astype(np.float32),
                            "real_s": rng.normal(size=(5, b, 64)).astype(np.float32),

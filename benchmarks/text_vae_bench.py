@@ -21,6 +21,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# configs/ lives at the repository root.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import results  # noqa: E402
 
 BATCH, MAX_LEN, EMBED, HIDDEN, LATENT, MU0 = 32, 32, 128, 256, 64, 2.0
@@ -44,12 +46,13 @@ def make_batches(n, vocab, seed=0):
 
 def bench_jax(batches, steps, vocab):
     import jax
-    from ega_jax import defaults, stage1, train
-    cfg = defaults.base_config()
+    from configs import default
+    from ega_jax import train, vae
+    cfg = default.get_config()
     cfg.kl.mu0 = MU0
-    model = stage1.text_model(cfg.text_vae, vocab)
-    state = stage1.init_text_state(model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0), MAX_LEN)
-    step = jax.jit(functools.partial(stage1.text_train_step, kl=cfg.kl, semantic_weight=1.0), donate_argnums=0)
+    model = vae.text_model_from(cfg.text_vae, vocab)
+    state = vae.init_text_state(model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0), MAX_LEN)
+    step = jax.jit(functools.partial(vae.text_train_step, kl=cfg.kl, semantic_weight=1.0), donate_argnums=0)
     dev = [{"s1": jax.device_put(a), "s2": jax.device_put(b)} for a, b in batches]
     t = time.perf_counter()
     state, m = step(state, dev[0], jax.random.PRNGKey(0))

@@ -3,10 +3,8 @@
   python -m ega_jax.main --config=configs/data.py --workdir=/tmp/ega
 """
 
-from ega_jax import defaults
+from configs import default
 
 
 def get_config():
-    config = defaults.base_config()
-    config.stage = "data"
-    return config
+    return default.get_config()        # stage "data"

@@ -1,10 +1,16 @@
 """Stage 1: the image VAE (4-layer DCGAN-style, relaxed KL) on the key frames.
 
   python -m ega_jax.main --config=configs/image_vae.py --workdir=W [--config.train.num_steps=...]
+
+Also what the main job and the CVAE / Simple-GAN baselines train as their image-VAE prerequisite
+(their config.stage1.image_vae).
 """
 
-from ega_jax import defaults
+from configs import default
 
 
 def get_config():
-    return defaults.image_vae_config()
+    config = default.get_config()
+    config.stage = "image_vae"
+    config.train.num_steps = 1000
+    return config

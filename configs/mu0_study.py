@@ -6,11 +6,11 @@
 
 import ml_collections
 
-from ega_jax import defaults
+from configs import default
 
 
 def get_config():
-    config = defaults.base_config()
+    config = default.get_config()
     config.stage = "mu0_study"
     config.kl.anneal_steps = 1000
     # Adam, not the paper's SGD: within this budget SGD barely uses the latent at any mu0

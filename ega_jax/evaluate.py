@@ -23,8 +23,7 @@ held-out human comments of the same frames the same way: the ceiling to read the
 
 from __future__ import annotations
 
-import csv
-import json
+import dataclasses
 import os
 import time
 
@@ -32,21 +31,22 @@ import jax
 import numpy as np
 from absl import app, flags
 
-MODEL_STAGES = {"gan": "ega", "encdec": "encdec", "cvae": "cvae", "simple_gan": "simple_gan"}
-DISPLAY = {"encdec": "Enc-Dec", "cvae": "CVAE", "simple_gan": "Simple-GAN", "ega": "E-GA", "human": "Human (held-out)"}
-ORDER = ("encdec", "cvae", "simple_gan", "ega")          # the paper's row order
+from ega_jax import metrics, reports, runs, zoo
+from ega_jax.data import records, world_recipes
+from ega_jax.label.store import db_path, recall_by_model
+
 COLUMNS = ("human_recall", "bleu4", "fluency", "diversity", "R@1", "R@5", "R@10", "MR", "MRR", "relation",
            "novelty", "empty")
 
 
 def discover(workdir: str) -> list[tuple[str, str]]:
-    """(model key, workdir) of every model trained in workdir or its direct subdirectories."""
-    from ega_jax import defaults
+    """(model name, workdir) of every comment model trained in workdir or its direct subdirectories."""
 
     def model_of(path):
-        if not os.path.exists(os.path.join(path, "config.json")):
+        if not os.path.exists(os.path.join(path, runs.CONFIG)):
             return None
-        return MODEL_STAGES.get(defaults.load(path).get("stage"))
+        entry = zoo.by_stage(runs.load_config(path).get("stage"))
+        return entry.name if entry else None
 
     own = model_of(workdir)
     if own:
@@ -54,242 +54,173 @@ def discover(workdir: str) -> list[tuple[str, str]]:
     found = [(model_of(os.path.join(workdir, d)), os.path.join(workdir, d)) for d in sorted(os.listdir(workdir))
              if os.path.isdir(os.path.join(workdir, d))]
     found = [(k, p) for k, p in found if k]
-    rank = {k: i for i, k in enumerate(ORDER)}
+    rank = {k: i for i, k in enumerate(zoo.ORDER)}
     return sorted(found, key=lambda kp: (rank.get(kp[0], 99), kp[1]))
-
-
-def _cjk_font(size: int):
-    """A font with Chinese glyphs: mplfonts' Noto Sans CJK (an install requirement), else a system one."""
-    from PIL import ImageFont
-
-    from ega_jax import fonts
-    candidates = [fonts.noto_cjk_otf(), "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-                  "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc", "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf"]
-    for c in candidates:
-        if c and os.path.exists(c):
-            return ImageFont.truetype(c, size)
-    print("warning: no CJK font found (pip install mplfonts); Chinese text in case_study.png will show as boxes")
-    return ImageFont.load_default()
-
-
-def case_study_png(path: str, frames: list[dict], comments: dict[str, list[list[str]]], per_model: int = 3) -> None:
-    """Fig. 4: a column per key frame (image + true scene), a row of comments per model."""
-    from PIL import Image, ImageDraw
-    font, bold = _cjk_font(15), _cjk_font(17)
-    col_w, img = 260, 160
-    line = 20
-    models = list(comments)
-    row_h = [line * (per_model + 1) + 8 for _ in models]
-    label_w = 150
-    height = img + 40 + sum(row_h)
-    sheet = Image.new("RGB", (label_w + col_w * len(frames), height), "white")
-    draw = ImageDraw.Draw(sheet)
-    for j, r in enumerate(frames):
-        x = label_w + j * col_w
-        sheet.paste(Image.fromarray(r["image"]).resize((img, img), Image.NEAREST), (x + (col_w - img) // 2, 4))
-        draw.text((x + 8, img + 10), f"{r['video_id']} @{r['keyframe_second']}s {r.get('scene', '')}", fill="black",
-                  font=font)
-    y = img + 40
-    for m, h in zip(models, row_h):
-        draw.line([(0, y), (sheet.width, y)], fill=(200, 200, 200))
-        draw.text((6, y + 6), DISPLAY.get(m, m), fill=(150, 0, 0) if m == "ega" else "black", font=bold)
-        for j, cs in enumerate(comments[m]):
-            for k, c in enumerate(cs[:per_model]):
-                text = c if len(c) <= 15 else c[:14] + "…"
-                draw.text((label_w + j * col_w + 8, y + 6 + k * line), text or "(empty)", fill="black", font=font)
-        y += h
-    sheet.save(path)
-
-
-def _fmt(v) -> str:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
-        return "–"
-    return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
 def human_recall(workdir: str) -> dict:
     """{model: recall} from the labelling app's database in workdir, if there is one."""
-    try:
-        from ega_jax import label
-    except ImportError:
+    if not os.path.exists(db_path(workdir)):
         return {}
-    if not os.path.exists(label.db_path(workdir)):
-        return {}
-    return {m: r["recall"] for m, r in label.recall_by_model(workdir).items()}
+    return {m: r["recall"] for m, r in recall_by_model(workdir).items()}
 
 
-def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str = "", num_refs: int = 3,
-             cases: int = 4, out: str = "evaluation", log=print) -> list[dict]:
-    from ega_jax import data_job, defaults, generation, metrics
-    from ega_jax.data import records, world_recipes
-    from PIL import Image
+@dataclasses.dataclass
+class EvalSetup:
+    """What every model is evaluated against: the same frames, references, candidates and seed."""
+    data_dir: str
+    test: list[dict]                 # the test key frames, in (video, second) order
+    images: np.ndarray
+    refs: list[list[str]]            # BLEU references per frame
+    held_out: list[list[str]]        # human comments per frame that are not references (the Human row)
+    vocabulary: set                  # n-grams of the training comments (Fluency)
+    train_set: set                   # the training comments (novelty)
+    cands: list[dict]                # ranking candidates per frame
+    cand_images: np.ndarray
+    cand_texts: list[str]
+    lexicons: dict | None            # controlled world: scene -> phrases (relation), else None
+    num_per_frame: int
+    seed: int
+    num_refs: int
 
-    found = discover(workdir)
-    if not found:
-        raise FileNotFoundError(f"no trained model in {workdir} or its subdirectories (a model workdir has a "
-                                "config.json with stage gan, encdec, cvae or simple_gan)")
-    configs = {p: defaults.load(p) for _, p in found}
-    data_dirs = {p: data_job.resolve_dataset(c, log=lambda *_: None) for p, c in configs.items()}
+
+def prepare(found: list[tuple[str, str]], num_per_frame: int, seed: int, num_refs: int, log=print) -> EvalSetup:
+    configs = {p: runs.load_config(p) for _, p in found}
+    data_dirs = {p: runs.resolve_dataset(c, log=lambda *_: None) for p, c in configs.items()}
     data_dir = data_dirs[found[0][1]]
     for p, d in data_dirs.items():
         if os.path.abspath(d) != os.path.abspath(data_dir):
-            raise ValueError(f"models trained on different datasets: {found[0][1]} on {data_dir}, {p} on {d}")
+            raise runs.ConfigError(f"models trained on different datasets: {found[0][1]} on {data_dir}, {p} on {d}")
     test = sorted(records.read_records(records.find_shards(data_dir, "test")),
                   key=lambda r: (r["video_id"], r["keyframe_second"]))
     train_comments = [c for r in records.read_records(records.find_shards(data_dir, "train")) for c in r["comments"]]
     images = np.stack([r["image"] for r in test])
-    log(f"evaluate: {len(found)} model(s) on {len(test)} test key frames of {data_dir}, "
-        f"{num_per_frame} comments per frame, seed {seed}")
-
     rng = np.random.default_rng(seed)
     refs, held_out = [], []
     for r in test:
         order = rng.permutation(len(r["comments"]))
         refs.append([r["comments"][i] for i in order[:num_refs]])
         held_out.append([r["comments"][i] for i in order[num_refs:num_refs + num_per_frame]])
-    vocabulary = metrics.train_ngrams(train_comments)
-    train_set = set(train_comments)
     cands = metrics.build_candidates([r["comments"] for r in test], train_comments, seed=seed)
     # Every model scores the same (frame, candidate) rows.
     cand_images = images[np.asarray([f for f, c in enumerate(cands) for _ in c["candidates"]], int)]
     cand_texts = [t for c in cands for t in c["candidates"]]
-    scenes = all(r["scene"] for r in test)
-    lex = {s["name"]: s["lexicon"] for s in world_recipes.SCENES} if scenes else None
+    lexicons = world_recipes.LEXICONS if all(r["scene"] for r in test) else None
+    return EvalSetup(data_dir, test, images, refs, held_out, metrics.train_ngrams(train_comments), set(train_comments),
+                     cands, cand_images, cand_texts, lexicons, num_per_frame, seed, num_refs)
 
-    def text_metrics(per_frame: list[list[str]]) -> dict:
-        flat = [c for cs in per_frame for c in cs]
-        out = {"bleu4": metrics.char_bleu4(flat, [refs[i] for i, cs in enumerate(per_frame) for _ in cs]),
-               "fluency": metrics.fluency(flat, vocabulary), "diversity": metrics.diversity(per_frame),
-               "novelty": sum(c not in train_set for c in flat) / len(flat) if flat else float("nan"),
-               "empty": sum(not c for c in flat) / len(flat) if flat else float("nan")}
-        if lex:
-            rel = metrics.relation([(r["scene"], cs) for r, cs in zip(test, per_frame)], lex)
-            out["relation"], out["_relation"] = rel["relation"], rel
-        return out
 
-    out_dir = os.path.join(workdir, out)
-    os.makedirs(os.path.join(out_dir, "frames"), exist_ok=True)
-    frame_files = []
-    for r in test:
-        name = f"{r['video_id']}_{r['keyframe_second']:05d}.png"
-        Image.fromarray(r["image"]).save(os.path.join(out_dir, "frames", name))
-        frame_files.append(os.path.join("frames", name))
+def text_metrics(setup: EvalSetup, per_frame: list[list[str]]) -> dict:
+    flat = [c for cs in per_frame for c in cs]
+    out = {"bleu4": metrics.char_bleu4(flat, [setup.refs[i] for i, cs in enumerate(per_frame) for _ in cs]),
+           "fluency": metrics.fluency(flat, setup.vocabulary), "diversity": metrics.diversity(per_frame),
+           "novelty": sum(c not in setup.train_set for c in flat) / len(flat) if flat else float("nan"),
+           "empty": sum(not c for c in flat) / len(flat) if flat else float("nan")}
+    if setup.lexicons:
+        rel = metrics.relation([(r["scene"], cs) for r, cs in zip(setup.test, per_frame)], setup.lexicons)
+        out["relation"], out["_relation"] = rel["relation"], rel
+    return out
 
-    rows, generated = [], {}
-    human = {"model": "human", **text_metrics(held_out)}
-    for key, path in found:
-        t0 = time.time()
-        model, cfg = generation.load(path)
-        g = cfg.generate
-        strat = strategy or g.strategy
-        per_frame = model.comments(images, num_per_frame, jax.random.PRNGKey(seed), strategy=strat,
-                                   temperature=g.temperature, top_k=g.top_k, beam_size=g.beam_size)
-        generated[key] = per_frame
-        row = {"model": key, "workdir": path, "strategy": strat, **text_metrics(per_frame)}
-        scores = model.log_prob(cand_images, cand_texts, jax.random.PRNGKey(seed + 1))
-        ranks, k = [], 0
-        for c in cands:
-            n = len(c["candidates"])
-            ranks += metrics.frame_ranks(list(scores[k:k + n]), c["truth"])
-            k += n
-        row.update(metrics.ranking_metrics(ranks))
-        rows.append(row)
-        log(f"  {DISPLAY[key]} ({path}, {strat}): " + " ".join(f"{c} {_fmt(row.get(c))}" for c in COLUMNS
-                                                                 if c in row) + f"  [{time.time() - t0:.0f}s]")
-    rows.append(human)
-    recall = human_recall(workdir)
-    for row in rows:
-        if row["model"] in recall:
-            row["human_recall"] = recall[row["model"]]
 
+def score_model(setup: EvalSetup, name: str, path: str, strategy: str = "", log=print) -> tuple[dict, list]:
+    """One model's row of Table 1 and its comments per test frame."""
+    t0 = time.time()
+    model, cfg = zoo.load(path)
+    g = cfg.generate
+    strat = strategy or g.strategy
+    per_frame = model.comments(setup.images, setup.num_per_frame, jax.random.PRNGKey(setup.seed), strategy=strat,
+                               temperature=g.temperature, top_k=g.top_k, beam_size=g.beam_size)
+    row = {"model": name, "workdir": path, "strategy": strat, **text_metrics(setup, per_frame)}
+    scores = model.log_prob(setup.cand_images, setup.cand_texts, jax.random.PRNGKey(setup.seed + 1))
+    ranks, k = [], 0
+    for c in setup.cands:
+        n = len(c["candidates"])
+        ranks += metrics.frame_ranks(list(scores[k:k + n]), c["truth"])
+        k += n
+    row.update(metrics.ranking_metrics(ranks))
+    log(f"  {zoo.DISPLAY[name]} ({path}, {strat}): " + " ".join(f"{c} {reports.fmt(row.get(c))}" for c in COLUMNS
+                                                                  if c in row) + f"  [{time.time() - t0:.0f}s]")
+    return row, per_frame
+
+
+def write_reports(setup: EvalSetup, rows: list[dict], generated: dict, out_dir: str, cases: int = 4) -> list[str]:
+    """table1.md/csv, confusion.md, samples.jsonl (+ frames/) and case_study.png; returns table1.md's lines."""
+    os.makedirs(out_dir, exist_ok=True)
+    frame_files = reports.save_frames(setup.test, out_dir)
     columns = [c for c in COLUMNS if any(c in r for r in rows)]
-    header = ["model"] + columns
-    md = ["# Table 1 on " + data_dir, "",
-          f"{len(test)} test key frames, {num_per_frame} comments per frame per model, seed {seed}; "
-          f"BLEU-4 against {num_refs} random human comments of the frame; ranking of "
-          f"{len(cands[0]['candidates']) if cands else 0} candidates per frame "
-          f"(≤5 ground truth, 20 plausible, 20 popular, random)"
-          + (f"; relation chance {1 / len(lex):.3f}." if lex else "."), "",
-          "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in rows:
-        md.append("| " + " | ".join([DISPLAY.get(row["model"], row["model"])] + [_fmt(row.get(c)) for c in columns])
-                  + " |")
-    md += ["", "novelty: share of generated comments not found verbatim in the training set; empty: share of "
-           "empty comments. The Human row scores held-out human comments of the same frames (no ranking).", ""]
-    with open(os.path.join(out_dir, "table1.md"), "w", encoding="utf-8") as f:
-        f.write("\n".join(md))
-    with open(os.path.join(out_dir, "table1.csv"), "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(header)
-        for row in rows:
-            w.writerow([row["model"]] + [row.get(c, "") for c in columns])
-
+    lex = setup.lexicons
+    caption = (f"{len(setup.test)} test key frames, {setup.num_per_frame} comments per frame per model, seed "
+               f"{setup.seed}; BLEU-4 against {setup.num_refs} random human comments of the frame; ranking of "
+               f"{len(setup.cands[0]['candidates']) if setup.cands else 0} candidates per frame "
+               f"(≤5 ground truth, 20 plausible, 20 popular, random)"
+               + (f"; relation chance {1 / len(lex):.3f}." if lex else "."))
+    md = reports.write_table1(out_dir, setup.data_dir, caption, rows, columns, zoo.DISPLAY)
     if lex:
-        conf = ["# Relation: true scene (rows) x scenes named by the generated comments", ""]
-        names = sorted(lex)
-        for row in rows:
-            c = row["_relation"]["confusion"]
-            conf += [f"## {DISPLAY.get(row['model'], row['model'])}: relation {row['relation']:.3f} of "
-                     f"{row['_relation']['mentioning']} naming comments (of {row['_relation']['total']})", "",
-                     "| true \\ named | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
-            conf += [f"| {s} | " + " | ".join(str(c.get(s, {}).get(t, "")) for t in names) + " |" for s in names
-                     if s in c]
-            conf.append("")
-        with open(os.path.join(out_dir, "confusion.md"), "w", encoding="utf-8") as f:
-            f.write("\n".join(conf))
-
-    with open(os.path.join(out_dir, "samples.jsonl"), "w", encoding="utf-8") as f:
-        for key, per_frame in list(generated.items()) + [("human", held_out)]:
-            for r, file, cs in zip(test, frame_files, per_frame):
-                for c in cs:
-                    f.write(json.dumps({"keyframe_id": f"{r['video_id']}:{r['keyframe_second']}", "image": file,
-                                        "model": key, "comment": c, "scene": r["scene"]}, ensure_ascii=False) + "\n")
-
+        reports.write_confusion(os.path.join(out_dir, "confusion.md"), rows, sorted(lex), zoo.DISPLAY)
+    reports.write_samples_jsonl(os.path.join(out_dir, "samples.jsonl"), setup.test, frame_files,
+                                {**generated, "human": setup.held_out})
     # Fig. 4: key frames of different scenes (the first few test frames otherwise).
     picked, seen = [], set()
-    for i, r in enumerate(test):
-        if r["scene"] not in seen or not scenes:
+    for i, r in enumerate(setup.test):
+        if r["scene"] not in seen or not lex:
             picked.append(i)
             seen.add(r["scene"])
         if len(picked) == cases:
             break
-    case_study_png(os.path.join(out_dir, "case_study.png"), [test[i] for i in picked],
-                   {**{k: [v[i] for i in picked] for k, v in generated.items()}, "human": [held_out[i] for i in picked]})
+    reports.case_study_png(os.path.join(out_dir, "case_study.png"), [setup.test[i] for i in picked],
+                           {**{k: [v[i] for i in picked] for k, v in generated.items()},
+                            "human": [setup.held_out[i] for i in picked]}, zoo.DISPLAY)
+    return md
+
+
+def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str = "", num_refs: int = 3,
+             cases: int = 4, out: str = "evaluation", log=print) -> list[dict]:
+    if not os.path.isdir(workdir):
+        raise runs.RunError(f"no workdir {workdir}")
+    found = discover(workdir)
+    if not found:
+        raise runs.RunError(f"no trained model in {workdir} or its subdirectories (a model workdir has a "
+                            f"config.json with stage {', '.join(e.stage for e in zoo.MODELS.values())})")
+    setup = prepare(found, num_per_frame, seed, num_refs, log)
+    log(f"evaluate: {len(found)} model(s) on {len(setup.test)} test key frames of {setup.data_dir}, "
+        f"{num_per_frame} comments per frame, seed {seed}")
+    rows, generated = [], {}
+    for name, path in found:
+        row, generated[name] = score_model(setup, name, path, strategy, log)
+        rows.append(row)
+    rows.append({"model": "human", **text_metrics(setup, setup.held_out)})
+    recall = human_recall(workdir)
+    for row in rows:
+        if row["model"] in recall:
+            row["human_recall"] = recall[row["model"]]
+    out_dir = os.path.join(workdir, out)
+    if jax.process_index() > 0:          # a multi-host job: process 0 writes the reports
+        return rows
+    md = write_reports(setup, rows, generated, out_dir, cases)
     log("\n".join(md[2:-2]))
-    log(f"wrote {out_dir}/table1.md, table1.csv, case_study.png, samples.jsonl" + (", confusion.md" if lex else ""))
+    log(f"wrote {out_dir}/table1.md, table1.csv, case_study.png, samples.jsonl"
+        + (", confusion.md" if setup.lexicons else ""))
     return rows
-
-
-def run_all(config, workdir: str) -> int:
-    """The `table1` stage (configs/table1.py): train E-GA and the three baselines, then evaluate."""
-    from ega_jax import baselines, defaults, stage2
-    t0 = time.time()
-    for name, stage in (("ega", "gan"), ("encdec", "encdec"), ("cvae", "cvae"), ("simple_gan", "simple_gan")):
-        sub = config[name]
-        sub.data = config.data.to_dict()
-        sub.seed = config.seed
-        sub_dir = os.path.join(workdir, name)
-        if name in ("cvae", "simple_gan") and not sub.stage1.image_vae_dir:
-            sub.stage1.image_vae_dir = os.path.join(workdir, "ega", "image_vae")   # y: E-GA's own frame embedding
-        print(f"=== {DISPLAY[name]} -> {sub_dir} ({time.time() - t0:.0f}s so far)")
-        defaults.save(sub, sub_dir)
-        (stage2.run if stage == "gan" else baselines.run)(sub, sub_dir)
-    e = config.evaluate
-    evaluate(workdir, e.num_per_frame, e.seed, e.strategy, e.num_refs)
-    print(f"table1: done in {time.time() - t0:.0f}s")
-    return 0
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     f = flags.FLAGS
-    evaluate(f.workdir, f.num_per_frame, f.seed, f.strategy, f.num_refs, out=f.out)
+    if not f["verbosity"].present:
+        # Orbax logs every checkpoint read at INFO; the table is what this command is for.
+        from absl import logging
+        logging.set_verbosity(logging.WARNING)
+    try:
+        evaluate(f.workdir, f.num_per_frame, f.seed, f.strategy, f.num_refs, out=f.out)
+    except (runs.RunError, runs.ConfigError) as e:
+        print(f"error: {e}")
+        return 1
     return 0
 
 
 if __name__ == "__main__":
-    # Defined here, not at import: ega_jax.main imports this module and has its own --workdir.
+    # Defined here, not at import: ega_jax.jobs.table1 imports this module and main has its own --workdir.
     flags.DEFINE_string("workdir", None, "A model's workdir, or a directory of model workdirs.")
     flags.DEFINE_integer("num_per_frame", 10, "Comments generated per test key frame by every model.")
     flags.DEFINE_integer("seed", 0, "Seed of generation, references and ranking candidates.")

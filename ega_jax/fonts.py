@@ -7,7 +7,7 @@ import os
 
 def noto_cjk_otf() -> str:
     """Path of Noto Sans CJK SC (OpenType) from mplfonts, or "" where it is not installed."""
-    try:
+    try:   # mplfonts (an install requirement) may still be missing on a bare accelerator machine
         import mplfonts
     except ImportError:
         return ""

@@ -14,7 +14,14 @@ from __future__ import annotations
 
 import sys
 
-from absl import app, flags
+import jax
+import numpy as np
+from absl import app, flags, logging
+from PIL import Image
+
+from ega_jax import runs, tracks, zoo
+from ega_jax.data import ass, danmaku_xml
+from ega_jax.data.video import VideoDecodeError
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Workdir of a finished main job (configs/gan.py) or baseline "
@@ -35,18 +42,18 @@ flags.DEFINE_integer("seed", 0, "Random seed for the noise draws and sampling.")
 
 def main(argv):
     del argv
-    import jax
-    import numpy as np
-    from PIL import Image
-
-    from ega_jax import generation
-    from ega_jax.data import ass, danmaku_xml
-
+    if not FLAGS["verbosity"].present:
+        # Orbax logs every checkpoint read at INFO; the comments are what this command is for.
+        logging.set_verbosity(logging.WARNING)
     if bool(FLAGS.image) == bool(FLAGS.video):
         raise app.UsageError("give exactly one of --image or --video")
     if FLAGS.video and not FLAGS.out:
         raise app.UsageError("--video needs --out")
-    gen, config = generation.load(FLAGS.workdir)
+    try:
+        gen, config = zoo.load(FLAGS.workdir)
+    except (runs.RunError, runs.ConfigError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     rng = jax.random.PRNGKey(FLAGS.seed)
     kw = dict(strategy=FLAGS.strategy or config.generate.strategy, temperature=FLAGS.temperature, top_k=FLAGS.top_k, beam_size=FLAGS.beam_size)
     if FLAGS.image:
@@ -58,9 +65,8 @@ def main(argv):
         for c in gen.comments(image[None], FLAGS.n, rng, **kw)[0]:
             print(c)
         return 0
-    from ega_jax.data.video import VideoDecodeError
     try:
-        track = generation.video_track(gen, FLAGS.video, rng, FLAGS.comments_per_second, **kw)
+        track = tracks.video_track(gen, FLAGS.video, rng, FLAGS.comments_per_second, **kw)
     except VideoDecodeError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

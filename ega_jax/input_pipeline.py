@@ -20,11 +20,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterator
 
+import jax
 import numpy as np
 import tensorflow as tf
 
 from ega_jax.data import records
 from ega_jax.data.vocab import EOS, PAD, UNK, CharVocab, load_vocab
+from ega_jax.runs import ConfigError
 
 BATCH_KINDS = ("images", "pairs", "image_comment")
 
@@ -68,7 +70,7 @@ def keyframes(cfg: PipelineConfig, split: str, shuffle_files: bool) -> tf.data.D
     """Parsed key frames: {"image" f32, "comments" string (n,), "video_id", "keyframe_second", "scene"}."""
     files = records.find_shards(cfg.data_dir, split)[cfg.process_index::cfg.process_count]
     if not files:
-        raise ValueError(f"process {cfg.process_index} of {cfg.process_count} has no {split} shard; "
+        raise ConfigError(f"process {cfg.process_index} of {cfg.process_count} has no {split} shard; "
                          "build the dataset with at least as many shards as processes")
     ds = tf.data.Dataset.from_tensor_slices(files)
     if shuffle_files:
@@ -143,10 +145,9 @@ def batches(cfg: PipelineConfig, kind: str, split: str = "train", train: bool = 
 def host_pipeline_config(config, data_dir: str) -> PipelineConfig:
     """This host's pipeline for a stage config: config.train.batch_size is the global batch; with
     several hosts (jax.distributed) each reads its own shards and batch_size / process_count rows."""
-    import jax
     hosts = jax.process_count()
     if config.train.batch_size % hosts:
-        raise ValueError(f"train.batch_size {config.train.batch_size} does not split over {hosts} hosts")
+        raise ConfigError(f"train.batch_size {config.train.batch_size} does not split over {hosts} hosts")
     return PipelineConfig(data_dir, batch_size=config.train.batch_size // hosts, max_len=config.input.max_len,
                           image_size=config.image_vae.image_size, seed=config.seed,
                           shuffle_buffer=config.input.shuffle_buffer, process_index=jax.process_index(),

@@ -1,4 +1,4 @@
-r"""Entry point of every job: parses the config and dispatches on config.stage.
+r"""Entry point of every job: parses the config and runs the job its config.stage names.
 
   python -m ega_jax.main --config=configs/<experiment>.py --workdir=DIR [--config.a.b=value ...]
 
@@ -10,11 +10,25 @@ and --config.train.data_parallel=True (gan_train for the GAN).
 from __future__ import annotations
 
 import os
+import sys
 
+import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from ega_jax import baselines, data_job, defaults, evaluate, mu0_study, stage1, stage2
+from ega_jax import runs, zoo
+from ega_jax.jobs import baselines, data, ega, mu0_study, table1, vae
+
+# config.stage -> the job that runs it. The one place jobs are imported.
+JOBS = {
+    "data": data.run,
+    "image_vae": vae.run,
+    "text_vae": vae.run,
+    "mu0_study": mu0_study.run,
+    "gan": ega.run,
+    **{zoo.get(name).stage: baselines.run for name in zoo.BASELINES},
+    "table1": table1.run,
+}
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).", lock_config=True)
@@ -38,25 +52,12 @@ def initialize_distributed() -> None:
         raise app.UsageError("--num_processes > 1 needs --coordinator_address (or JAX_COORDINATOR_ADDRESS)")
     if not 0 <= FLAGS.process_id < FLAGS.num_processes:
         raise app.UsageError(f"--process_id {FLAGS.process_id} is not in [0, {FLAGS.num_processes})")
-    import jax
     # CPU hosts (and tests with forced CPU devices) need a collectives backend; GPUs/TPUs ignore it.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize(coordinator_address=FLAGS.coordinator_address, num_processes=FLAGS.num_processes,
                                process_id=FLAGS.process_id)
     print(f"process {jax.process_index()} of {jax.process_count()}: {jax.local_device_count()} local / "
           f"{jax.device_count()} global devices")
-
-STAGES = {
-    "data": data_job.run,
-    "image_vae": stage1.run,
-    "text_vae": stage1.run,
-    "mu0_study": mu0_study.run,
-    "gan": stage2.run,
-    "encdec": baselines.run,
-    "cvae": baselines.run,
-    "simple_gan": baselines.run,
-    "table1": evaluate.run_all,
-}
 
 
 def main(argv):
@@ -66,12 +67,30 @@ def main(argv):
         # Orbax logs every checkpoint read/write at INFO; our progress lines go to stdout.
         logging.set_verbosity(logging.WARNING)
     initialize_distributed()
-    config = FLAGS.config
-    if config.stage not in STAGES:
-        raise app.UsageError(f"config.stage={config.stage!r}; known stages: {sorted(STAGES)}")
-    defaults.save(config, FLAGS.workdir)
-    return STAGES[config.stage](config, FLAGS.workdir)
+    config = runs.absolute_paths(FLAGS.config)
+    if config.stage not in JOBS:
+        print(f"error: config.stage={config.stage!r}; known stages: {', '.join(sorted(JOBS))}", file=sys.stderr)
+        return 2
+    runs.save_config(config, FLAGS.workdir)
+    try:
+        return JOBS[config.stage](config, FLAGS.workdir)
+    except (runs.RunError, runs.ConfigError) as e:
+        # A usage or config error (a missing workdir or dataset, a batch that does not split over the
+        # devices, an unknown setting): one clear line, not a traceback.
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _configs_importable(argv: list[str]) -> None:
+    """configs/<variant>.py imports its base (`from configs import gan_paper`): put the folder that
+    holds configs/ on the path, whatever the current directory."""
+    for a in argv:
+        if a.startswith("--config="):
+            folder = os.path.dirname(os.path.dirname(os.path.abspath(a.split("=", 1)[1].split(":")[0])))
+            if folder not in sys.path:
+                sys.path.insert(0, folder)
 
 
 if __name__ == "__main__":
+    _configs_importable(sys.argv)
     app.run(main)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import collections
+import random
 from typing import Mapping, Sequence
 
 import numpy as np
+from sacrebleu.metrics import BLEU
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 
 def scene_mentions(text: str, lexicons: Mapping[str, Sequence[str]]) -> set[str]:
@@ -95,7 +99,6 @@ def char_bleu4(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -
     1/2^k instead of 0; effective_order, so a comment shorter than 4 characters is scored on the
     orders it has: danmaku like "哈哈" are common). references[i] are hypothesis i's references
     (3 in the paper). An empty hypothesis scores 0."""
-    from sacrebleu.metrics import BLEU
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets")
     if not hypotheses:
@@ -129,9 +132,6 @@ def build_candidates(frames_comments: Sequence[Sequence[str]], pool: Sequence[st
     TF-IDF against their mean; only those sharing some n-gram), the n_popular most frequent pool comments, and random pool
     comments up to `total`. Returns {"candidates", "kinds", "truth": bool mask} per frame.
     """
-    import collections
-    import random
-    from sklearn.feature_extraction.text import TfidfVectorizer
 
     counts = collections.Counter(c for c in pool if c)
     unique = sorted(counts)

@@ -29,12 +29,24 @@ import os
 import time
 from typing import Any, Callable, Iterable, Iterator
 
+import flax
 import jax
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from flax.training import train_state
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from ega_jax.runs import ConfigError
+
+
+@flax.struct.dataclass
+class GANState:
+    """The state of a two-player (GAN) model: E-GA's WGAN and the Simple-GAN baseline."""
+    step: jax.Array
+    params: dict            # {"generator": ..., "critic": ...}
+    batch_stats: dict       # the generator's batch norm statistics
+    opt_state: dict         # {"generator": ..., "critic": ...}
 
 
 class TrainState(train_state.TrainState):
@@ -68,7 +80,7 @@ class DataParallel:
         self.mesh = Mesh(np.asarray(devices), ("data",))
         n = self.mesh.size
         if global_batch % n:
-            raise ValueError(f"batch_size {global_batch} does not split over {n} devices "
+            raise ConfigError(f"batch_size {global_batch} does not split over {n} devices "
                              f"({global_batch} / {n} is not whole); use a multiple of {n}")
         self.global_batch, self.per_device = global_batch, global_batch // n
         self.replicated = NamedSharding(self.mesh, PartitionSpec())
@@ -110,16 +122,20 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
     elif cfg.name == "adam":
         opt = optax.adam(cfg.lr, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999))
     else:
-        raise ValueError(f"optimizer.name={cfg.name!r}; use sgd, rmsprop or adam")
+        raise ConfigError(f"optimizer.name={cfg.name!r}; use sgd, rmsprop or adam")
     return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), opt) if cfg.clip_norm > 0 else opt
 
 
 class _Writer:
-    """TensorBoard through clu when it is installed (it brings TF); always metrics.jsonl."""
+    """TensorBoard through clu when it is installed (it brings TF); always metrics.jsonl. Only process 0
+    of a multi-host job writes (as flax lm1b's just_logging); the others only log."""
 
-    def __init__(self, workdir: str):
+    def __init__(self, workdir: str, enabled: bool = True):
+        self.jsonl, self.tb = None, None
+        if not enabled:
+            return
         self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
-        try:
+        try:   # clu brings TensorFlow, which an accelerator machine may not have
             from clu import metric_writers
             self.tb = metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard"))
         except ImportError as e:   # e.g. an accelerator machine with jax but no TensorFlow
@@ -127,6 +143,8 @@ class _Writer:
             self.tb = None
 
     def write(self, step: int, prefix: str, scalars: dict):
+        if self.jsonl is None:
+            return
         scalars = {f"{prefix}/{k}": float(v) for k, v in scalars.items()}
         self.jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
         self.jsonl.flush()
@@ -135,7 +153,8 @@ class _Writer:
             self.tb.flush()
 
     def close(self):
-        self.jsonl.close()
+        if self.jsonl is not None:
+            self.jsonl.close()
         if self.tb is not None:
             self.tb.close()
 
@@ -209,7 +228,8 @@ def train_and_evaluate(task: Task, cfg, workdir: str, seed: int, log: Callable[[
     else:
         train_step = jax.jit(task.train_step, donate_argnums=(0,))
         eval_step = jax.jit(task.eval_step) if task.eval_step else None
-    writer = _Writer(workdir)
+    is_main = jax.process_index() == 0
+    writer = _Writer(workdir, enabled=is_main)
     batches = task.train_batches(start)
     window, window_start, t_window = {}, start, time.perf_counter()
     try:
@@ -240,7 +260,7 @@ def train_and_evaluate(task: Task, cfg, workdir: str, seed: int, log: Callable[[
                 log(f"{task.name} eval @ {s}: {_fmt(scalars)}")
             if s % cfg.checkpoint_every == 0 or s == cfg.num_steps:
                 mngr.save(s, args=ocp.args.StandardSave(state), force=True)
-            if task.write_samples and (s % cfg.sample_every == 0 or s == cfg.num_steps):
+            if is_main and task.write_samples and (s % cfg.sample_every == 0 or s == cfg.num_steps):
                 path = task.write_samples(state, s, workdir)
                 log(f"{task.name} samples @ {s}: {path}")
     finally:

@@ -16,7 +16,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from ega_jax import stage1, stage2, train
+from ega_jax import ega, train, vae
 from ega_jax.models.image_vae import ImageVAE
 from ega_jax.models.text_vae import TextVAE
 
@@ -53,14 +53,14 @@ def tasks():
     image = ImageVAE(features=(4, 8), latent_dim=4, image_size=16)
     gan_cfg = ml_collections.ConfigDict(dict(noise_dim=3, g_hidden=(16, 8), d_hidden=(16, 8), leak=0.01, n_critic=3,
                                              penalty="gp", clip=0.01, gp_weight=10.0))
-    gan = stage2.make_gan(gan_cfg, ml_collections.ConfigDict(dict(name="rmsprop", lr=1e-3, decay=0.9, clip_norm=0.0)), 5)
+    gan = ega.make_gan(gan_cfg, ml_collections.ConfigDict(dict(name="rmsprop", lr=1e-3, decay=0.9, clip_norm=0.0)), 5)
     return {
-        "text_vae": train.Task("text_vae", lambda r: stage1.init_text_state(text, optax.adam(1e-2), r, L),
-                               functools.partial(stage1.text_train_step, kl=kl, semantic_weight=1.0),
+        "text_vae": train.Task("text_vae", lambda r: vae.init_text_state(text, optax.adam(1e-2), r, L),
+                               functools.partial(vae.text_train_step, kl=kl, semantic_weight=1.0),
                                stream("text", 0)),
-        "image_vae": train.Task("image_vae", lambda r: stage1.init_image_state(image, optax.adam(1e-2), r),
-                                functools.partial(stage1.image_train_step, kl=kl), stream("image", 1)),
-        "gan": train.Task("gan", lambda r: gan.init(r, 6, 5), functools.partial(stage2.gan_train_step, gan=gan),
+        "image_vae": train.Task("image_vae", lambda r: vae.init_image_state(image, optax.adam(1e-2), r),
+                                functools.partial(vae.image_train_step, kl=kl), stream("image", 1)),
+        "gan": train.Task("gan", lambda r: gan.init(r, 6, 5), functools.partial(ega.gan_train_step, gan=gan),
                           stream("gan", 2), batch_axes={"real_v": 1, "real_s": 1}),
     }
 

@@ -11,7 +11,9 @@ import numpy as np
 import optax
 import pytest
 
-from ega_jax import baselines, decoding, defaults, generation, losses
+from configs import default, simple_gan as simple_gan_config
+from ega_jax import decoding, losses, zoo
+from ega_jax.baselines import cvae, encdec, simple_gan
 from ega_jax.data.vocab import BOS, EOS, PAD
 from ega_jax.models import baselines as models
 
@@ -42,14 +44,14 @@ def test_encdec_learns_and_its_decoder_is_the_shared_one():
     rng = np.random.default_rng(0)
     model = models.EncoderDecoder(V, features=(4, 8), feature_dim=6, embed_dim=8, hidden=16)
     batch = {"image": rng.uniform(-1, 1, (6, 16, 16, 3)).astype(np.float32), "comment": _tokens(rng, 6)}
-    init = lambda r: baselines.init_encdec_state(model, optax.adam(1e-2), r, 16, L)
-    state, first, last = _fit(init, baselines.encdec_train_step, batch)
+    init = lambda r: encdec.init_encdec_state(model, optax.adam(1e-2), r, 16, L)
+    state, first, last = _fit(init, encdec.encdec_train_step, batch)
     assert last < 0.5 * first
     # log P(comment | frame) of the comment model = -(teacher-forced NLL) of the trained module.
     v = {"params": state.params, "batch_stats": state.batch_stats}
     logits = model.apply(v, batch["image"], batch["comment"], train=False)
     nll = losses.sequence_nll(logits, batch["comment"], (batch["comment"] != PAD).astype(jnp.float32))
-    cm = baselines.EncDecModel(model, v, None, L, 16)
+    cm = encdec.EncDecModel(model, v, None, L, 16)
     feats = np.asarray(model.apply(v, batch["image"], method=models.EncoderDecoder.condition))
     np.testing.assert_allclose(cm.log_prob_for_features(feats, batch["comment"], None), -np.asarray(nll), rtol=1e-4,
                                atol=1e-4)
@@ -59,17 +61,17 @@ def test_cvae_learns_and_importance_sampling_bounds_the_elbo():
     rng = np.random.default_rng(1)
     model = models.CVAE(V, embed_dim=8, hidden=16, latent_dim=4)
     batch = {"comment": _tokens(rng, 6), "y": rng.normal(size=(6, 5)).astype(np.float32)}
-    kl = defaults.base_config().kl
+    kl = default.get_config().kl
     kl.anneal_steps = 10
-    init = lambda r: baselines.init_cvae_state(model, optax.adam(1e-2), r, 5, L)
-    state, first, last = _fit(init, __import__("functools").partial(baselines.cvae_train_step, kl=kl), batch)
+    init = lambda r: cvae.init_cvae_state(model, optax.adam(1e-2), r, 5, L)
+    state, first, last = _fit(init, __import__("functools").partial(cvae.cvae_train_step, kl=kl), batch)
     assert last < 0.7 * first
-    cm = baselines.CVAEModel(None, None, None, L, 16, model=model, params=state.params, score_samples=64)
+    cm = cvae.CVAEModel(None, None, None, L, 16, model=model, params=state.params, score_samples=64)
     iw = cm.log_prob_for_features(batch["y"], batch["comment"], jax.random.PRNGKey(3))
     # ELBO averaged over many posterior draws <= log P (IWAE's bound with K=64 is tighter).
     elbos = []
     for i in range(64):
-        sums = baselines.cvae_eval_step(state, {**batch, "mask": np.ones(6, bool)}, jax.random.PRNGKey(100 + i))
+        sums = cvae.cvae_eval_step(state, {**batch, "mask": np.ones(6, bool)}, jax.random.PRNGKey(100 + i))
         elbos.append(-float(sums["nll"]) / 6)
     assert iw.mean() >= np.mean(elbos) - 1e-3
     assert np.all(np.isfinite(iw))
@@ -97,16 +99,16 @@ def test_soft_rollout_is_a_distribution_and_its_argmax_is_greedy_when_peaked():
 
 
 def test_simple_gan_critic_separates_real_from_soft_and_generator_updates():
-    config = defaults.baseline_config("simple_gan")
+    config = simple_gan_config.get_config()
     config.text_vae.update(embed_dim=8, hidden=16)
     config.simple_gan.update(noise_dim=3, n_critic=2, critic_width=8, critic_hidden=8)
     config.input.max_len = L
-    sg = baselines.make_simple_gan(config, V)
+    sg = simple_gan.make_simple_gan(config, V)
     rng = np.random.default_rng(2)
     batch = {"real": np.stack([_tokens(rng, 8) for _ in range(2)]), "real_y": rng.normal(size=(2, 8, 4)).astype(np.float32),
              "gen_y": rng.normal(size=(8, 4)).astype(np.float32)}
     state0 = sg.init(jax.random.PRNGKey(0), 4)
-    step = jax.jit(__import__("functools").partial(baselines.simple_gan_train_step, sg=sg))
+    step = jax.jit(__import__("functools").partial(simple_gan.simple_gan_train_step, sg=sg))
     state, ws = state0, []
     for i in range(30):
         state, m = step(state, batch, jax.random.PRNGKey(i))
@@ -133,23 +135,26 @@ def test_gradient_penalty_is_per_example():
 # ---------------------------------------------------------------------------------------------
 # Tiny end to end: configs/table1.py trains all four models, then the harness evaluates them.
 
-SMALL = ["--config.image_vae.image_size=32", "--config.image_vae.features=(8, 16)", "--config.image_vae.latent_dim=8",
-         "--config.text_vae.hidden=24", "--config.text_vae.embed_dim=16", "--config.text_vae.latent_dim=8",
-         "--config.input.max_len=16", "--config.train.batch_size=4"]
+SMALL = ["image_vae.image_size=32", "image_vae.features=(8, 16)", "image_vae.latent_dim=8", "text_vae.hidden=24",
+         "text_vae.embed_dim=16", "text_vae.latent_dim=8", "input.max_len=16", "train.batch_size=4"]
+
+
+def _small(*prefixes):
+    """SMALL for the configs at these prefixes ("" is the top level; "stage1.image_vae." a prerequisite)."""
+    return [f"--config.{p}{a}" for p in prefixes for a in SMALL]
 
 
 def _table1_args(w, data_dir):
     args = ["--config=configs/table1.py", f"--workdir={w}", f"--config.data.dir={data_dir}",
             "--config.evaluate.num_per_frame=3"]
-    for m in ("ega", "encdec", "cvae", "simple_gan"):
-        args += [a.replace("--config.", f"--config.{m}.") for a in SMALL]
+    args += _small("ega.stage1.image_vae.", "ega.stage1.text_vae.", "encdec.", "cvae.", "simple_gan.")
     for m in ("encdec", "cvae", "simple_gan"):
         args += [f"--config.{m}.train.{k}={v}" for k, v in
                  dict(num_steps=4, log_every=2, eval_every=4, checkpoint_every=2, sample_every=4).items()]
         args.append(f"--config.{m}.score_samples=3")
     args += ["--config.simple_gan.simple_gan.critic_width=8", "--config.simple_gan.simple_gan.critic_hidden=8",
              "--config.simple_gan.simple_gan.noise_dim=4", "--config.simple_gan.simple_gan.n_critic=2",
-             "--config.ega.stage1.image_vae_steps=3", "--config.ega.stage1.text_vae_steps=3",
+             "--config.ega.stage1.image_vae.train.num_steps=3", "--config.ega.stage1.text_vae.train.num_steps=3",
              "--config.ega.gan.g_hidden=(16, 8)", "--config.ega.gan.d_hidden=(16, 8)", "--config.ega.gan.noise_dim=4",
              "--config.ega.gan_train.batch_size=4", "--config.ega.gan_train.num_steps=4",
              "--config.ega.gan_train.log_every=2", "--config.ega.gan_train.eval_every=4",
@@ -223,7 +228,7 @@ def test_evaluate_cli_is_deterministic_and_baselines_generate_like_ega(table1, t
         g = subprocess.run([sys.executable, "-m", "ega_jax.generate", f"--workdir={w / m}", f"--image={img}", "-n", "3"],
                            capture_output=True, text=True, cwd=REPO, timeout=600)
         assert g.returncode == 0, g.stderr[-3000:]
-    model, _ = generation.load(str(w / "encdec"))
+    model, _ = zoo.load(str(w / "encdec"))
     assert model.name == "encdec" and len(model.comments(np.zeros((2, 50, 50, 3), np.uint8), 4,
                                                          jax.random.PRNGKey(0), strategy="sample")[1]) == 4
     assert frame.exists()
@@ -238,14 +243,14 @@ def test_evaluate_errors_clearly_without_models(tmp_path):
 def test_standalone_baseline_trains_its_own_image_vae(tiny_world, tmp_path):
     """configs/cvae.py without --config.stage1.image_vae_dir: the image VAE is trained into W/image_vae."""
     w = tmp_path / "cvae"
-    args = SMALL + [
+    args = _small("", "stage1.image_vae.") + [
         f"--config.train.{k}={v}" for k, v in dict(num_steps=3, log_every=3, eval_every=3, checkpoint_every=3).items()]
     r = subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/cvae.py", f"--workdir={w}",
-                        f"--config.data.dir={tiny_world['built']}", "--config.stage1.image_vae_steps=2",
+                        f"--config.data.dir={tiny_world['built']}", "--config.stage1.image_vae.train.num_steps=2",
                         "--config.score_samples=2", *args], capture_output=True, text=True, cwd=REPO, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "image_vae: no finished run" in r.stdout and (w / "image_vae" / "FINISHED.json").exists()
     assert json.loads((w / "image_vae" / "config.json").read_text())["optimizer"]["name"] == "sgd"  # the paper's
     assert "cvae step 3/3" in r.stdout and (w / "FINISHED.json").exists()
-    model, _ = generation.load(str(w))
+    model, _ = zoo.load(str(w))
     assert model.name == "cvae"

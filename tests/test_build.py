@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from ega_jax.data import build, controlled_world, records
+from ega_jax.data import build, build_lib, controlled_world, records
 from ega_jax.data.vocab import CharVocab, EOS, PAD, UNK, SPECIALS
 from conftest import REPO
 
@@ -30,7 +30,7 @@ def test_tfrecord_round_trip_equals_processing(tiny_world):
     got = records.read_records(records.find_shards(str(built), "train") + records.find_shards(str(built), "test"))
     expected = []
     for stem in sorted(os.path.splitext(f)[0] for f in os.listdir(raw / "videos")):
-        recs, _, _ = build.process_video(stem, str(raw / "videos" / f"{stem}.mp4"),
+        recs, _, _ = build_lib.process_video(stem, str(raw / "videos" / f"{stem}.mp4"),
                                          str(raw / "danmaku" / f"{stem}.xml"), cfg)
         expected += recs
     assert len(got) == len(expected) == tiny_world["summary"]["keyframes"]["written"]

@@ -78,12 +78,12 @@ def test_two_process_job_shares_one_checkpoint(tiny_world, tmp_path):
     # One checkpoint directory, written once, which a single process restores.
     steps = sorted(os.listdir(w / "checkpoints"))
     assert steps == ["2", "4"]
-    from ega_jax import stage1, train
+    from ega_jax import train, vae
     from ega_jax.data.vocab import load_vocab
     import ml_collections
     import jax
     cfg = ml_collections.ConfigDict(json.loads((w / "config.json").read_text()))
-    model = stage1.text_model(cfg.text_vae, len(load_vocab(str(w))))
-    state, step = train.restore_latest(str(w), train.abstract(stage1.init_text_state(
+    model = vae.text_model_from(cfg.text_vae, len(load_vocab(str(w))))
+    state, step = train.restore_latest(str(w), train.abstract(vae.init_text_state(
         model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0), cfg.input.max_len)))
     assert step == 4

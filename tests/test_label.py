@@ -9,17 +9,17 @@ import pytest
 
 from conftest import REPO
 
-sys.path.insert(0, str(REPO / "benchmarks"))
-import label_load_bench as bench  # noqa: E402
-
-from ega_jax import label  # noqa: E402
+from ega_jax.label import simulate as bench
+from ega_jax.label import stats
+from ega_jax.label.app import make_app
+from ega_jax.label.store import LabelError, Store
 
 CHROMIUM = "/usr/bin/chromium"
 
 
 def _store(tmp_path, **kw):
     samples = bench.write_samples(str(tmp_path), **kw)
-    store = label.Store(str(tmp_path / "labels.sqlite"))
+    store = Store(str(tmp_path / "labels.sqlite"))
     store.import_samples(samples)
     return store, samples
 
@@ -32,16 +32,16 @@ def test_fleiss_kappa_matches_the_textbook_example():
     # Fleiss (1971) as worked on Wikipedia: 10 subjects, 14 raters, 5 categories -> 0.210
     table = [[0, 0, 0, 0, 14], [0, 2, 6, 4, 2], [0, 0, 3, 5, 6], [0, 3, 9, 2, 0], [2, 2, 8, 1, 1],
              [7, 7, 0, 0, 0], [3, 2, 6, 3, 0], [2, 5, 3, 2, 2], [6, 5, 2, 1, 0], [0, 2, 2, 3, 7]]
-    assert label.fleiss_kappa(table) == pytest.approx(0.20993, abs=1e-4)
-    assert label.fleiss_kappa([[3, 0], [0, 3], [3, 0]]) == pytest.approx(1.0)        # full agreement
+    assert stats.fleiss_kappa(table) == pytest.approx(0.20993, abs=1e-4)
+    assert stats.fleiss_kappa([[3, 0], [0, 3], [3, 0]]) == pytest.approx(1.0)        # full agreement
     # Items rated once carry no agreement and are left out.
-    assert label.fleiss_kappa([[1, 0], [0, 1]]) != label.fleiss_kappa([[1, 0], [0, 1]])  # nan
+    assert stats.fleiss_kappa([[1, 0], [0, 1]]) != stats.fleiss_kappa([[1, 0], [0, 1]])  # nan
 
 
 def test_wilson_interval():
-    lo, hi = label.wilson(8, 10)
+    lo, hi = stats.wilson(8, 10)
     assert (lo, hi) == pytest.approx((0.4902, 0.9433), abs=1e-4)   # textbook values for 8/10
-    assert label.wilson(0, 5)[0] == pytest.approx(0.0, abs=1e-12)
+    assert stats.wilson(0, 5)[0] == pytest.approx(0.0, abs=1e-12)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -52,7 +52,7 @@ def test_invites_are_one_time_and_pages_mix_every_model(tmp_path):
     store, _ = _store(tmp_path)
     token = store.invite("ann")
     session, csrf = store.login(token)
-    with pytest.raises(label.LabelError, match="already used"):
+    with pytest.raises(LabelError, match="already used"):
         store.login(token)
     rid, name, csrf2 = store.session(session)
     assert name == "ann" and csrf2 == csrf
@@ -78,11 +78,11 @@ def test_submit_validates_replaces_and_counts_recall(tmp_path):
     ra, rb = store.session(a)[0], store.session(b)[0]
     pa = store.open_page(ra, frames=5, seed=0)
     items = [it["id"] for fr in store.page(ra, pa)["frames"] for it in fr["items"]]
-    with pytest.raises(label.LabelError, match="exactly"):
+    with pytest.raises(LabelError, match="exactly"):
         store.submit(ra, pa, {items[0]: True})                                  # incomplete
-    with pytest.raises(label.LabelError, match="no page"):
+    with pytest.raises(LabelError, match="no page"):
         store.submit(rb, pa, {i: True for i in items})                          # someone else's page
-    with pytest.raises(label.LabelError, match="no page"):
+    with pytest.raises(LabelError, match="no page"):
         store.page(rb, pa)
     models = dict(store._read("SELECT id, model FROM items"))
     fake = {i: models[i] == "simple_gan" for i in items}
@@ -106,7 +106,7 @@ def test_submit_validates_replaces_and_counts_recall(tmp_path):
 @pytest.fixture()
 def served(tmp_path):
     store, _ = _store(tmp_path)
-    with bench.Server(label.make_app(store, frames=20)) as base:
+    with bench.Server(make_app(store, frames=20)) as base:
         yield base, store
 
 
@@ -183,7 +183,7 @@ def test_a_rater_cannot_read_or_post_another_raters_labels(served):
 
 def test_load_50_concurrent_raters_some_submitting_twice(tmp_path):
     store, _ = _store(tmp_path)
-    with bench.Server(label.make_app(store, frames=20)) as base:
+    with bench.Server(make_app(store, frames=20)) as base:
         r = bench.simulate(base, store, raters=50, resubmit_every=3,
                            fake_of=lambda it: "simple_gan" in it["text"])
     print(f"load test: {r}")
@@ -240,7 +240,7 @@ def test_browser_invite_login_label_submit_results(tmp_path):
     store, _ = _store(tmp_path, comment=hostile)
     models = dict(store._read("SELECT id, model FROM items"))
     texts = dict(store._read("SELECT id, comment FROM items"))
-    with bench.Server(label.make_app(store, frames=20)) as base, _browser() as p:
+    with bench.Server(make_app(store, frames=20)) as base, _browser() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
         page = browser.new_page()
         dialogs = []
@@ -289,7 +289,7 @@ def test_browser_invite_login_label_submit_results(tmp_path):
 
 def test_logged_out_browser_is_sent_to_the_start_page(tmp_path):
     store, _ = _store(tmp_path, frames=3)
-    with bench.Server(label.make_app(store)) as base, _browser() as p:
+    with bench.Server(make_app(store)) as base, _browser() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
         page = browser.new_page()
         page.goto(base + "/app")
@@ -318,7 +318,7 @@ def test_serve_cli_imports_samples_and_answers(tmp_path):
             except OSError:
                 assert proc.poll() is None and time.time() < deadline, proc.stderr.read() if proc.poll() else "timeout"
                 time.sleep(0.3)
-        assert label.Store(str(tmp_path / "labels.sqlite"))._read("SELECT COUNT(*) FROM items")[0][0] == 3 * 20
+        assert Store(str(tmp_path / "labels.sqlite"))._read("SELECT COUNT(*) FROM items")[0][0] == 3 * 20
     finally:
         proc.terminate()
         proc.wait(10)

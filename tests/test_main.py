@@ -32,3 +32,27 @@ def test_unknown_config_field_is_an_error(tmp_path):
 def test_data_dir_without_a_dataset_is_an_error(tmp_path):
     r = _main("--config=configs/data.py", f"--workdir={tmp_path / 'w'}", f"--config.data.dir={tmp_path}")
     assert r.returncode != 0 and "holds no built dataset" in r.stderr
+
+
+def test_usage_and_config_errors_are_one_clear_line(tmp_path):
+    r = _main("--config=configs/data.py", f"--workdir={tmp_path / 'w'}", f"--config.data.dir={tmp_path}")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert [l for l in r.stderr.splitlines() if l.strip()] == [l for l in r.stderr.splitlines() if "error:" in l]
+    r = _main("--config=configs/data.py", f"--workdir={tmp_path / 'w'}", "--config.stage=nope")
+    assert r.returncode != 0 and "Traceback" not in r.stderr and "known stages" in r.stderr
+    for cli in ("ega_jax.evaluate", "ega_jax.generate"):
+        args = [f"--workdir={tmp_path / 'missing'}"] + (["--image=x.png"] if cli.endswith("generate") else [])
+        r = subprocess.run([sys.executable, "-m", cli, *args], capture_output=True, text=True, cwd=REPO, timeout=300)
+        out = r.stdout + r.stderr
+        assert r.returncode != 0 and "Traceback" not in out and "missing" in out, (cli, out[-2000:])
+
+
+def test_workdir_config_paths_are_absolute_and_configs_load_from_any_directory(tmp_path):
+    """config.json stores absolute paths (a workdir moved or used from elsewhere still finds its data),
+    and the configs import their bases whatever the current directory is."""
+    import json
+    args = [f"--config={REPO / 'configs' / 'data.py'}", "--workdir=w", "--config.data.default_root=world", *TINY]
+    r = _main(*args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    saved = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert saved["data"]["default_root"] == str(tmp_path / "world")

@@ -9,14 +9,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from ega_jax import decoding, defaults, losses, stage1, train
+from configs import default
+from ega_jax import decoding, losses, train, vae
 from ega_jax.models.image_vae import ImageVAE
 from ega_jax.models.text_vae import TextVAE
 from conftest import REPO
 
 
 def tiny_config(data_dir=""):
-    c = defaults.base_config()
+    c = default.get_config()
     c.data.dir = data_dir
     c.image_vae.update(features=(8, 16), latent_dim=6, image_size=32)
     c.text_vae.update(embed_dim=16, hidden=24, latent_dim=6)
@@ -77,19 +78,19 @@ def _fixed_step(step_fn, state, batch):
 def test_one_image_step_lowers_the_loss():
     c = tiny_config()
     c.kl.anneal = "constant"          # a fixed objective, so the two losses compare
-    model = stage1.image_model(c.image_vae)
-    state = stage1.init_image_state(model, train.make_optimizer(c.optimizer), jax.random.PRNGKey(0))
+    model = vae.image_model_from(c.image_vae)
+    state = vae.init_image_state(model, train.make_optimizer(c.optimizer), jax.random.PRNGKey(0))
     x = jnp.asarray(np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 3)), jnp.float32)
-    before, after, _ = _fixed_step(jax.jit(functools.partial(stage1.image_train_step, kl=c.kl)), state, {"image": x})
+    before, after, _ = _fixed_step(jax.jit(functools.partial(vae.image_train_step, kl=c.kl)), state, {"image": x})
     assert after < before
 
 
 def test_steps_follow_the_annealing_schedule():
     c = tiny_config()
     c.kl.update(anneal="linear", anneal_start=1, anneal_steps=4)
-    model = stage1.image_model(c.image_vae)
-    state = stage1.init_image_state(model, train.make_optimizer(c.optimizer), jax.random.PRNGKey(0))
-    step = jax.jit(functools.partial(stage1.image_train_step, kl=c.kl))
+    model = vae.image_model_from(c.image_vae)
+    state = vae.init_image_state(model, train.make_optimizer(c.optimizer), jax.random.PRNGKey(0))
+    step = jax.jit(functools.partial(vae.image_train_step, kl=c.kl))
     x = {"image": jnp.zeros((2, 32, 32, 3))}
     alphas = []
     for i in range(7):
@@ -101,17 +102,17 @@ def test_steps_follow_the_annealing_schedule():
 def test_one_text_step_lowers_the_loss_and_semantic_loss_is_cosine():
     c = tiny_config()
     c.kl.anneal = "constant"
-    model = stage1.text_model(c.text_vae, 30)
-    state = stage1.init_text_state(model, train.make_optimizer(c.optimizer), jax.random.PRNGKey(0), 12)
+    model = vae.text_model_from(c.text_vae, 30)
+    state = vae.init_text_state(model, train.make_optimizer(c.optimizer), jax.random.PRNGKey(0), 12)
     rng = np.random.default_rng(0)
     s1, s2 = _tokens(rng, 4, 12, 30), _tokens(rng, 4, 12, 30)
-    step = jax.jit(functools.partial(stage1.text_train_step, kl=c.kl, semantic_weight=1.0))
+    step = jax.jit(functools.partial(vae.text_train_step, kl=c.kl, semantic_weight=1.0))
     before, after, _ = _fixed_step(step, state, {"s1": s1, "s2": s2})
     assert after < before
     _, m = step(state, {"s1": s1, "s2": s1}, jax.random.PRNGKey(0))
     assert float(m["sem"]) == pytest.approx(0.0, abs=1e-5)                  # same sentence, same mu
-    mu1, _ = stage1.encode_text(state.params, model, s1)
-    mu2, _ = stage1.encode_text(state.params, model, s2)
+    mu1, _ = vae.encode_text(state.params, model, s1)
+    mu2, _ = vae.encode_text(state.params, model, s2)
     _, m = step(state, {"s1": s1, "s2": s2}, jax.random.PRNGKey(0))
     assert float(m["sem"]) == pytest.approx(float(jnp.mean(losses.cosine_distance(mu1, mu2))), rel=1e-4)
 
@@ -121,7 +122,7 @@ class _Crash(Exception):
 
 
 def _task(c, data_dir, crash_at=None, nan_at=None):
-    task = stage1.image_vae_task(c, data_dir)
+    task = vae.image_vae_task(c, data_dir)
     inner = task.train_batches
 
     def batches(start):
@@ -136,7 +137,7 @@ def _task(c, data_dir, crash_at=None, nan_at=None):
 
 
 def _params(workdir, c, data_dir):
-    task = stage1.image_vae_task(c, data_dir)
+    task = vae.image_vae_task(c, data_dir)
     state, step = train.restore_latest(str(workdir), train.abstract(task.init_state(jax.random.PRNGKey(0))))
     return state, step
 

@@ -9,7 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from ega_jax import metrics, stage2
+from ega_jax import ega, metrics, vae
 from ega_jax.data import ass, danmaku_xml
 from ega_jax.data.danmaku_xml import Comment
 from ega_jax.models.wgan import Critic
@@ -20,7 +20,7 @@ def _gan(penalty="clip", n_critic=3, noise=4, lr=1e-3):
     cfg = ml_collections.ConfigDict(dict(noise_dim=noise, g_hidden=(1000, 500), d_hidden=(2000, 1000), leak=0.01,
                                          n_critic=n_critic, penalty=penalty, clip=0.01, gp_weight=10.0))
     opt = ml_collections.ConfigDict(dict(name="rmsprop", lr=lr, decay=0.9, momentum=0.0, clip_norm=0.0))
-    return stage2.make_gan(cfg, opt, latent_s=6)
+    return ega.make_gan(cfg, opt, latent_s=6)
 
 
 def test_layer_sizes_and_batch_norm():
@@ -41,9 +41,9 @@ def test_wgan_loss_signs():
     # A critic that scores sum(h_s): real pairs score higher here.
     critic = Critic(hidden=())
     d_params = {"Dense_0": {"kernel": jnp.concatenate([jnp.zeros((5, 1)), jnp.ones((6, 1))]), "bias": jnp.zeros(1)}}
-    gan = stage2.GAN(gan.generator, critic, gan.g_tx, gan.d_tx, 4, 3, "clip", 0.01, 10.0)
+    gan = ega.GAN(gan.generator, critic, gan.g_tx, gan.d_tx, 4, 3, "clip", 0.01, 10.0)
     h_v, real, fake = jnp.zeros((4, 5)), jnp.full((4, 6), 1.0), jnp.full((4, 6), -1.0)
-    loss, w = stage2.critic_loss(gan, d_params, h_v, real, fake, jax.random.PRNGKey(0))
+    loss, w = ega.critic_loss(gan, d_params, h_v, real, fake, jax.random.PRNGKey(0))
     assert float(w) == pytest.approx(12.0)              # E[D(real)] - E[D(fake)] = 6 - (-6)
     assert float(loss) == pytest.approx(-12.0)          # the critic minimises -W
     # The generator minimises -E[D(fake)]: raising its scores lowers its loss.
@@ -56,9 +56,9 @@ def test_gradient_penalty_by_hand():
     critic = Critic(hidden=())
     w_s = jnp.array([3.0, 4.0, 0, 0, 0, 0])           # |grad wrt h_s| = 5 everywhere
     d_params = {"Dense_0": {"kernel": jnp.concatenate([jnp.ones(5), w_s])[:, None], "bias": jnp.zeros(1)}}
-    gan = stage2.GAN(gan.generator, critic, gan.g_tx, gan.d_tx, 4, 3, "gp", 0.01, 10.0)
+    gan = ega.GAN(gan.generator, critic, gan.g_tx, gan.d_tx, 4, 3, "gp", 0.01, 10.0)
     h_v, real, fake = jnp.zeros((4, 5)), jnp.ones((4, 6)), jnp.zeros((4, 6))
-    loss, w = stage2.critic_loss(gan, d_params, h_v, real, fake, jax.random.PRNGKey(0))
+    loss, w = ega.critic_loss(gan, d_params, h_v, real, fake, jax.random.PRNGKey(0))
     assert float(w) == pytest.approx(7.0)
     assert float(loss) == pytest.approx(-7.0 + 10.0 * (5.0 - 1.0) ** 2)
 
@@ -73,7 +73,7 @@ def _batch(rng, n_critic, b=8):
 def test_train_step_clips_or_penalises_and_learns(penalty):
     gan = _gan(penalty=penalty, lr=5e-4)
     state = gan.init(jax.random.PRNGKey(0), 5, 6)
-    step = jax.jit(functools.partial(stage2.gan_train_step, gan=gan))
+    step = jax.jit(functools.partial(ega.gan_train_step, gan=gan))
     rng = np.random.default_rng(0)
     ws = []
     for i in range(30):
@@ -101,14 +101,14 @@ def test_relation_metric():
 
 
 def test_paper_config_keeps_the_paper_settings():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("gan_paper", REPO / "configs" / "gan_paper.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    c = mod.get_config()
+    from configs import gan_paper
+    c = gan_paper.get_config()
     assert (c.gan_optimizer.name, c.gan_optimizer.lr, c.gan_optimizer.decay) == ("rmsprop", 1e-5, 0.9)
-    assert (c.optimizer.name, c.optimizer.lr, c.optimizer.momentum, c.optimizer.clip_norm) == ("sgd", 0.1, 0.6, 1.0)
-    assert c.stage1.text_vae_optimizer.name == "" and c.gan.penalty == "clip" and c.gan.n_critic == 5
+    for stage in ("image_vae", "text_vae"):
+        o = c.stage1[stage].optimizer
+        assert (o.name, o.lr, o.momentum, o.clip_norm) == ("sgd", 0.1, 0.6, 1.0)
+        assert c.stage1[stage].train.batch_size == 32 and c.stage1[stage].kl.mu0 == 2.0
+    assert c.gan.penalty == "clip" and c.gan.n_critic == 5 and c.gan_train.batch_size == 32
     assert tuple(c.gan.g_hidden) == (1000, 500) and tuple(c.gan.d_hidden) == (2000, 1000) and c.gan.leak == 0.01
 
 
@@ -130,10 +130,12 @@ def test_xml_and_ass_round_trip(tmp_path):
 
 # --- the main job ----------------------------------------------------------------------------
 
-TINY = ["--config.image_vae.features=(8, 16)", "--config.image_vae.latent_dim=6", "--config.image_vae.image_size=32",
-        "--config.text_vae.hidden=24", "--config.text_vae.embed_dim=16", "--config.text_vae.latent_dim=6",
-        "--config.train.batch_size=4", "--config.input.max_len=16", "--config.stage1.image_vae_steps=3",
-        "--config.stage1.text_vae_steps=3", "--config.gan.g_hidden=(16, 8)", "--config.gan.d_hidden=(16, 8)",
+# Tiny stage-1 prerequisites: each is a whole config nested under stage1.
+TINY = [f"--config.stage1.{stage}.{setting}" for stage in ("image_vae", "text_vae") for setting in (
+            "image_vae.features=(8, 16)", "image_vae.latent_dim=6", "image_vae.image_size=32", "text_vae.hidden=24",
+            "text_vae.embed_dim=16", "text_vae.latent_dim=6", "train.batch_size=4", "input.max_len=16",
+            "train.num_steps=3")] + [
+        "--config.gan.g_hidden=(16, 8)", "--config.gan.d_hidden=(16, 8)",
         "--config.gan.noise_dim=4", "--config.gan_train.batch_size=4", "--config.gan_train.num_steps=4",
         "--config.gan_train.log_every=2", "--config.gan_train.eval_every=4", "--config.gan_train.checkpoint_every=2",
         "--config.gan_train.sample_every=4", "--config.generate.num_per_frame=3"]
@@ -169,6 +171,9 @@ def test_main_job_trains_prerequisites_then_the_gan(main_run):
     assert all((w / "generated" / r["image"]).exists() for r in rows)
     page = (w / "generated" / "index.html").read_text()
     assert page.count("<div class='f'>") == len(frames) and "<script" not in page
+    # Chinese shows without a CJK system font: the page embeds the glyphs its comments use.
+    assert "@font-face" in page and "data:font/otf;base64," in page
+    assert all(set(r) >= {"keyframe_id", "image", "model", "comment", "scene"} for r in rows)
 
 
 def test_second_run_resumes_instead_of_starting_over(main_run):
@@ -186,11 +191,11 @@ def test_unfinished_prerequisite_resumes_and_stage1_stays_frozen(main_run, tmp_p
     shutil.copytree(w / "image_vae", w2 / "image_vae")
     shutil.copytree(w / "text_vae", w2 / "text_vae")
     (w2 / "text_vae" / "FINISHED.json").unlink()           # as if killed after its last checkpoint
-    before = stage2.load_stage1(str(w / "image_vae"), str(w / "text_vae"))
-    r = _main(f"--workdir={w2}", f"--config.data.dir={tiny_world['built']}", "--config.stage1.text_vae_steps=5")
+    before = vae.load_frozen_vaes(str(w / "image_vae"), str(w / "text_vae"))
+    r = _main(f"--workdir={w2}", f"--config.data.dir={tiny_world['built']}", "--config.stage1.text_vae.train.num_steps=5")
     assert r.returncode == 0, r.stderr[-3000:]
     assert "text_vae: resumed from step 3" in r.stdout and "image_vae: finished run found" in r.stdout
-    after = stage2.load_stage1(str(w2 / "image_vae"), str(w2 / "text_vae"))
+    after = vae.load_frozen_vaes(str(w2 / "image_vae"), str(w2 / "text_vae"))
     # The GAN trained on top of image_vae without changing it.
     for x, y in zip(jax.tree_util.tree_leaves(before.image_variables), jax.tree_util.tree_leaves(after.image_variables)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))

@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import time
 
-from ega_jax.data import build as build_lib
+from ega_jax.data import build_lib
 from ega_jax.data import records as rec
 from ega_jax.data.vocab import CharVocab
 
@@ -44,7 +45,7 @@ def _assign_shard(r, order, cfg):
 
 
 def _write_shard(kv, out, num_shards):
-    import tensorflow as tf
+    import tensorflow as tf  # TFRecords only; see records.py
     (split, shard), items = kv
     path = rec.shard_paths(out, split, num_shards)[shard]
     with tf.io.TFRecordWriter(path + ".tmp") as w:
@@ -76,6 +77,7 @@ class _StatsFn:
 def build_dataset_beam(cfg: build_lib.BuildConfig, runner: str = "DirectRunner", beam_options: str = "",
                        log=print) -> dict:
     """Builds cfg.out with Beam; returns the summary (also written to summary.json)."""
+    # Apache Beam is the optional beam extra: only a Beam build needs it.
     import apache_beam as beam
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -138,7 +140,7 @@ def build_dataset_beam(cfg: build_lib.BuildConfig, runner: str = "DirectRunner",
     for split in rec.SPLITS:
         for path in rec.shard_paths(cfg.out, split, cfg.num_shards):
             if not os.path.exists(path):
-                import tensorflow as tf
+                import tensorflow as tf  # TFRecords only; see records.py
                 tf.io.TFRecordWriter(path).close()
     vocab = CharVocab.from_counts(counts, cfg.vocab_min_count)
     vocab.save(os.path.join(cfg.out, "vocab.json"))
@@ -147,7 +149,6 @@ def build_dataset_beam(cfg: build_lib.BuildConfig, runner: str = "DirectRunner",
         {s: sizes.get(s, (0, 0))[0] for s in rec.SPLITS}, {s: sizes.get(s, (0, 0))[1] for s in rec.SPLITS},
         len(vocab), start)
     build_lib.write_summary(cfg.out, summary)
-    import shutil
     shutil.rmtree(work, ignore_errors=True)
     log(f"built {summary['keyframes']['written']} key frames ({summary['keyframes']['train']} train / "
         f"{summary['keyframes']['test']} test), vocab {len(vocab)} -> {cfg.out} in {summary['seconds']}s with Beam"

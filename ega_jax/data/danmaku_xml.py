@@ -17,7 +17,7 @@ import collections
 import dataclasses
 import re
 import unicodedata
-from typing import Iterable, Sequence
+from typing import Iterable
 from xml.etree import ElementTree as ET
 
 import defusedxml
@@ -240,9 +240,3 @@ def write_danmaku_xml(comments: Iterable[Comment], path_or_file, chat_id: str = 
     tree = ET.ElementTree(root)
     tree.write(path_or_file, encoding="UTF-8", xml_declaration=True)
 
-
-def summarise_drops(results: Sequence[ParseResult]) -> dict:
-    drops = collections.Counter()
-    for r in results:
-        drops.update(r.drops)
-    return {reason: drops.get(reason, 0) for reason in DROP_REASONS}

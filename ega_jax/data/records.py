@@ -52,7 +52,7 @@ def encode_jpeg(image: np.ndarray, quality: int = 95) -> bytes:
 
 
 def to_example(r: KeyframeRecord) -> bytes:
-    import tensorflow as tf
+    import tensorflow as tf  # only where TFRecords are touched: models and steps must run without TF
 
     def b(values):
         return tf.train.Feature(bytes_list=tf.train.BytesList(value=values))
@@ -71,7 +71,7 @@ def to_example(r: KeyframeRecord) -> bytes:
 
 
 def feature_spec():
-    import tensorflow as tf
+    import tensorflow as tf  # only where TFRecords are touched: models and steps must run without TF
     return {
         "video_id": tf.io.FixedLenFeature([], tf.string),
         "keyframe_second": tf.io.FixedLenFeature([], tf.int64),
@@ -99,7 +99,7 @@ def find_shards(directory: str, split: str) -> list[str]:
 
 def write_shards(records: Sequence[KeyframeRecord], directory: str, split: str, num_shards: int) -> list[str]:
     """Round-robin over num_shards files, written to temporary names and renamed at the end."""
-    import tensorflow as tf
+    import tensorflow as tf  # only where TFRecords are touched: models and steps must run without TF
     paths = shard_paths(directory, split, num_shards)
     writers = [tf.io.TFRecordWriter(p + ".tmp") for p in paths]
     try:
@@ -115,7 +115,7 @@ def write_shards(records: Sequence[KeyframeRecord], directory: str, split: str, 
 
 def read_records(paths: Iterable[str]) -> list[dict]:
     """Eager, whole-file reading for tests and tools; training uses input_pipeline."""
-    import tensorflow as tf
+    import tensorflow as tf  # only where TFRecords are touched: models and steps must run without TF
     out = []
     for raw in tf.data.TFRecordDataset(list(paths)):
         ex = tf.io.parse_single_example(raw, feature_spec())

@@ -107,6 +107,9 @@ SCENES = [
                   "宇宙的尽头", "失重的感觉"]),
 ]
 
+# Scene name -> its lexicon phrases: what the relation metric looks for in a comment.
+LEXICONS = {s["name"]: s["lexicon"] for s in SCENES}
+
 # Scene-independent danmaku: they appear everywhere, like on Bilibili.
 GOSSIP = [
     "哈哈哈哈", "233333", "hhhhh", "前方高能", "空降成功", "第一!", "打卡", "awsl",

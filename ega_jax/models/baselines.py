@@ -22,10 +22,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from ega_jax.models.image_vae import dcgan_trunk
+from ega_jax.models.latent import reparameterize
 from ega_jax.models.text_vae import SentenceDecoder, lengths_of, shift_right
 
 
@@ -89,7 +89,7 @@ class CVAE(nn.Module):
 
     def __call__(self, tokens, y, rng):
         mu, logvar = self.encode(tokens, y)
-        z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mu.shape)
+        z = reparameterize(mu, logvar, rng)
         return self.decode_logits(z, y, tokens), mu, logvar
 
 

@@ -17,8 +17,9 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
+
+from ega_jax.models.latent import reparameterize
 
 
 def dcgan_trunk(x, features: Sequence[int], train: bool):
@@ -73,7 +74,7 @@ class ImageVAE(nn.Module):
 
     def __call__(self, x, rng, train: bool = True):
         mu, logvar = self.encoder(x, train)
-        z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mu.shape)
+        z = reparameterize(mu, logvar, rng)
         return self.decoder(z, train), mu, logvar
 
     def encode(self, x, train: bool = False):

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from ega_jax.data.vocab import BOS, PAD, UNK
+from ega_jax.models.latent import reparameterize
 
 
 def lengths_of(tokens):
@@ -84,5 +85,5 @@ class TextVAE(nn.Module):
     def __call__(self, tokens, rng, train: bool = True):
         z_rng, drop_rng = jax.random.split(rng)
         mu, logvar = self.encode(tokens)
-        z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(z_rng, mu.shape)
+        z = reparameterize(mu, logvar, z_rng)
         return self.decode_logits(z, tokens, drop_rng if train else None), mu, logvar

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from absl import logging
 
-from ega_jax.data import build as build_lib
+from ega_jax.data import build_lib
 from ega_jax.data import records
 
 # Looked up, not imported: tfds imports Beam itself when it runs the Beam split generators.

@@ -1,44 +1,47 @@
-"""Stage 1 (paper 2.1, 2.3): the image VAE and the sentence VAE, trained separately.
+"""Stage 1 (paper 2.1, 2.3): the image VAE and the sentence VAE, and the frozen VAEs stage 2 uses.
 
-Each model is a Task for the shared loop in ega_jax.train. The step
-functions are pure and TF-free (they take numpy/jax batches); only the
-``*_task`` builders touch the tf.data pipeline.
+Steps are pure and TF-free (numpy/jax batches in, metrics out); the ``*_task`` builders plug them
+into the shared loop (ega_jax/train.py) with the tf.data pipeline. ``load_frozen_vaes`` restores a
+finished image VAE and sentence VAE (through the workdir contract, ega_jax/runs.py) for stage 2,
+the baselines and generation; ``FrozenVAEs`` encodes frames and comments with them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-import json
 import os
-import shutil
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from PIL import Image
 
-from ega_jax import decoding, losses
+from ega_jax import decoding, losses, reports, runs
+from ega_jax.runs import ConfigError
 from ega_jax.data.vocab import PAD, CharVocab, load_vocab
 from ega_jax.models.image_vae import ImageVAE
+from ega_jax.models.latent import reparameterize
 from ega_jax.models.text_vae import TextVAE
-from ega_jax.train import Task, TrainState, make_optimizer
+from ega_jax.train import Task, TrainState, abstract, make_optimizer, restore_latest
 
 # ---------------------------------------------------------------------------------------------
 # Models from configs
 
 
-def image_model(cfg) -> ImageVAE:
+def image_model_from(cfg) -> ImageVAE:
     return ImageVAE(features=tuple(cfg.features), latent_dim=cfg.latent_dim, image_size=cfg.image_size)
 
 
-def text_model(cfg, vocab_size: int) -> TextVAE:
+def text_model_from(cfg, vocab_size: int) -> TextVAE:
     return TextVAE(vocab_size=vocab_size, embed_dim=cfg.embed_dim, hidden=cfg.hidden, latent_dim=cfg.latent_dim,
                    word_dropout=cfg.get("word_dropout", 0.0))
 
 
 def frames_to_input(frames_uint8, size: int) -> np.ndarray:
     """uint8 (F, H, W, 3) frames of any size -> float32 (F, size, size, 3) in [-1, 1], as in training."""
-    from PIL import Image
     if len(frames_uint8) == 0:
         return np.zeros((0, size, size, 3), np.float32)
     x = np.stack([np.asarray(Image.fromarray(np.asarray(f)).resize((size, size), Image.BILINEAR))
@@ -65,7 +68,7 @@ def image_reconstruction(recon, x, reduction: str):
         return jnp.sum(sq, axis=(1, 2, 3))
     if reduction == "mean":
         return jnp.mean(sq, axis=(1, 2, 3))
-    raise ValueError(f"image_vae.reconstruction={reduction!r}; use sum or mean")
+    raise ConfigError(f"image_vae.reconstruction={reduction!r}; use sum or mean")
 
 
 def image_train_step(state: TrainState, batch, rng, *, kl, reconstruction: str = "sum"):
@@ -173,18 +176,11 @@ def reconstruction_table(params, model: TextVAE, vocab: CharVocab, texts, max_le
     """Paper Table 2: input, reconstruction from mu, generation from a sample of N(mu, sigma^2)."""
     tokens = jnp.asarray(np.stack([vocab.encode(t, max_len) for t in texts]))
     mu, logvar = encode_text(params, model, tokens)
-    z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(rng, mu.shape)
+    z = reparameterize(mu, logvar, rng)
     recon = np.asarray(decoding.greedy(params, mu, max_len))
     gen = np.asarray(decoding.greedy(params, z, max_len))
     return [{"input": t, "reconstruction": vocab.decode(r), "generation": vocab.decode(g)}
             for t, r, g in zip(texts, recon, gen)]
-
-
-def markdown_table(rows: list[dict]) -> str:
-    cols = list(rows[0])
-    esc = lambda s: str(s).replace("|", "\\|")
-    return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] +
-                     ["| " + " | ".join(esc(r[c]) for c in cols) + " |" for r in rows]) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,21 +188,21 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def _pipeline(config, data_dir):
+    # tf.data lives here only: the steps above (and loading frozen models) must run without TensorFlow.
     from ega_jax import input_pipeline as ip
     return ip, ip.host_pipeline_config(config, data_dir)
 
 
 def image_vae_task(config, data_dir: str) -> Task:
     ip, pcfg = _pipeline(config, data_dir)
-    model = image_model(config.image_vae)
+    model = image_model_from(config.image_vae)
     tx = make_optimizer(config.optimizer)
     test_images = next(ip.batches(pcfg, "images", split="test", train=False))["image"][:8]
 
     def write_samples(state, step, workdir):
-        from PIL import Image
         v = {"params": state.params, "batch_stats": state.batch_stats}
         mu, logvar = model.apply(v, test_images, method=ImageVAE.encode)
-        z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(jax.random.PRNGKey(step), mu.shape)
+        z = reparameterize(mu, logvar, jax.random.PRNGKey(step))
         rows = [test_images, model.apply(v, mu, method=ImageVAE.decode), model.apply(v, z, method=ImageVAE.decode)]
         grid = np.concatenate([np.concatenate(list(np.asarray(r)), axis=1) for r in rows], axis=0)
         path = os.path.join(workdir, "samples", f"reconstructions_{step:06d}.png")
@@ -229,9 +225,10 @@ def image_vae_task(config, data_dir: str) -> Task:
 def text_vae_task(config, data_dir: str) -> Task:
     ip, pcfg = _pipeline(config, data_dir)
     vocab = load_vocab(data_dir)
-    model = text_model(config.text_vae, len(vocab))
+    model = text_model_from(config.text_vae, len(vocab))
     tx = make_optimizer(config.optimizer)
     max_len = config.input.max_len
+    # TFRecords need TensorFlow: see _pipeline.
     from ega_jax.data import records
     test = records.read_records(records.find_shards(data_dir, "test"))
     rng = np.random.default_rng(config.seed)
@@ -243,7 +240,7 @@ def text_vae_task(config, data_dir: str) -> Task:
         path = os.path.join(workdir, "samples", f"sentences_{step:06d}.md")
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "w", encoding="utf-8") as f:
-            f.write(f"# Sentence VAE samples at step {step}\n\n" + markdown_table(rows))
+            f.write(f"# Sentence VAE samples at step {step}\n\n" + reports.markdown_table(rows))
         return path
 
     kw = dict(kl=config.kl, semantic_weight=config.text_vae.semantic_weight)
@@ -259,16 +256,73 @@ def text_vae_task(config, data_dir: str) -> Task:
     )
 
 
-def run(config, workdir: str) -> int:
-    """The `image_vae` and `text_vae` stages."""
-    from ega_jax import data_job, train
-    data_dir = data_job.resolve_dataset(config)
-    task = (image_vae_task if config.stage == "image_vae" else text_vae_task)(config, data_dir)
-    # The stage's workdir carries what the next stage needs to rebuild and restore it.
-    shutil.copy(os.path.join(data_dir, "vocab.json"), os.path.join(workdir, "vocab.json"))
-    train.train_and_evaluate(task, config.train, workdir, config.seed)
-    with open(os.path.join(workdir, "FINISHED.json"), "w") as f:
-        json.dump({"stage": config.stage, "steps": config.train.num_steps, "data_dir": data_dir}, f)
-    print(f"{config.stage}: done; checkpoints in {os.path.join(workdir, 'checkpoints')}, "
-          f"samples in {os.path.join(workdir, 'samples')}, TensorBoard logs in {os.path.join(workdir, 'tensorboard')}")
-    return 0
+# ---------------------------------------------------------------------------------------------
+# Frozen stage-1 models (stage 2, baselines, generation)
+
+
+@dataclasses.dataclass
+class FrozenVAEs:
+    """Restored, frozen stage-1 models (phi_v, phi_s, psi_s): what encoding and generation need."""
+    image_model: Any
+    image_variables: dict
+    text_model: Any
+    text_params: dict
+    vocab: CharVocab
+    max_len: int
+
+    def encode_images(self, images, batch: int = 256) -> np.ndarray:
+        return encode_images(self.image_model, self.image_variables, images, batch)
+
+    def encode_frames(self, frames_uint8) -> np.ndarray:
+        """uint8 (F, H, W, 3) frames of any size -> mu_v, resized and scaled as in training."""
+        return self.encode_images(frames_to_input(frames_uint8, self.image_model.image_size))
+
+    def encode_texts(self, texts, batch: int = 512) -> np.ndarray:
+        def mu_s(chunk):
+            tokens = jnp.asarray(np.stack([self.vocab.encode(t, self.max_len) for t in chunk]))
+            return _text_encode(self.text_model, self.text_params, tokens)[0]
+        return map_in_batches(mu_s, texts, batch, self.text_model.latent_dim)
+
+
+def map_in_batches(fn, rows, batch: int, out_dim: int) -> np.ndarray:
+    """fn (a jitted encoder) over rows in batches of at most `batch`, as one (N, out_dim) array:
+    a bounded batch keeps device memory flat and the compiled shapes few."""
+    out = [np.asarray(fn(rows[i:i + batch])) for i in range(0, len(rows), batch)]
+    return np.concatenate(out) if out else np.zeros((0, out_dim), np.float32)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _image_encode(model, variables, images):
+    return model.apply(variables, images, method=ImageVAE.encode)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _text_encode(model, params, tokens):
+    return model.apply({"params": params}, tokens, method=TextVAE.encode)
+
+
+def load_image_vae(image_vae_dir: str):
+    """(ImageVAE, its variables) of a finished image-VAE run."""
+    icfg = runs.finished_config(image_vae_dir)
+    image_model = image_model_from(icfg.image_vae)
+    image_state, _ = restore_latest(image_vae_dir, abstract(
+        init_image_state(image_model, make_optimizer(icfg.optimizer), jax.random.PRNGKey(0))))
+    return image_model, {"params": image_state.params, "batch_stats": image_state.batch_stats}
+
+
+def encode_images(image_model, image_variables, images, batch: int = 256) -> np.ndarray:
+    """mu_v of float images in [-1, 1] (what the pipeline yields), in batches."""
+    return map_in_batches(lambda x: _image_encode(image_model, image_variables, jnp.asarray(x))[0], images, batch,
+                          image_model.latent_dim)
+
+
+def load_frozen_vaes(image_vae_dir: str, text_vae_dir: str) -> FrozenVAEs:
+    """Rebuilds both stage-1 models from their saved configs and restores their final checkpoints."""
+    tcfg = runs.finished_config(text_vae_dir)
+    vocab = load_vocab(text_vae_dir)
+    image_model, image_variables = load_image_vae(image_vae_dir)
+    text_model = text_model_from(tcfg.text_vae, len(vocab))
+    text_state, _ = restore_latest(text_vae_dir, abstract(
+        init_text_state(text_model, make_optimizer(tcfg.optimizer), jax.random.PRNGKey(0),
+                               tcfg.input.max_len)))
+    return FrozenVAEs(image_model, image_variables, text_model, text_state.params, vocab, tcfg.input.max_len)

@@ -1,4 +1,4 @@
-"""The mu0 study (paper 3.4, Table 2 and Fig. 3): the sentence VAE at several mu0.
+"""The `mu0_study` stage (configs/mu0_study.py; paper 3.4, Table 2 and Fig. 3): the sentence VAE at several mu0.
 
 For each data source (the embedded default, and real danmaku text when
 ``study.real_danmaku`` names a folder of XML) and each mu0, a sentence VAE is
@@ -19,20 +19,23 @@ import csv
 import os
 
 import jax
+import matplotlib
 import numpy as np
 
-from ega_jax import data_job, losses, stage1, train
-from ega_jax.data import build as build_lib
-from ega_jax.data import records
+from ega_jax import losses, reports, runs, train, vae
+from ega_jax.data import build, build_lib, records
 from ega_jax.data.vocab import load_vocab
+
+matplotlib.use("Agg")     # files only, no display
+import matplotlib.pyplot as plt  # noqa: E402  (after choosing the backend)
 
 
 def _sources(config, workdir):
-    sources = {"controlled_world": data_job.resolve_dataset(config)}
+    sources = {"controlled_world": runs.resolve_dataset(config)}
     if config.study.real_danmaku:
         out = os.path.join(workdir, "real_danmaku_dataset")
         if not build_lib.is_built(out):
-            build_lib.build_text_dataset(config.study.real_danmaku, out, config.study.window_seconds,
+            build.build_text_dataset(config.study.real_danmaku, out, config.study.window_seconds,
                                          build_lib.BuildConfig.from_dict(config.data.build.to_dict()))
         sources["real_danmaku"] = out
     return sources
@@ -46,9 +49,6 @@ def _sample_texts(data_dir, n, seed):
 
 
 def _plots(rows, mu0s, workdir):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     grid = np.linspace(0, max(max(mu0s), 1) * 1.25, 200)
     fig, ax = plt.subplots(figsize=(5, 3.5))
     ax.plot(grid, losses.embedding_capacity(grid), label="C(mu0), Eq. 4")
@@ -77,18 +77,18 @@ def run(config, workdir: str) -> int:
     for source, data_dir in _sources(config, workdir).items():
         texts = _sample_texts(data_dir, config.study.num_samples, config.seed)
         vocab = load_vocab(data_dir)
-        model = stage1.text_model(config.text_vae, len(vocab))
+        model = vae.text_model_from(config.text_vae, len(vocab))
         for mu0 in mu0s:
             c = copy.deepcopy(config)
             c.kl.mu0 = mu0
             c.train.num_steps = config.study.num_steps
             run_dir = os.path.join(workdir, source, f"mu0_{mu0:g}")
-            task = stage1.text_vae_task(c, data_dir)
+            task = vae.text_vae_task(c, data_dir)
             print(f"mu0 study: {source}, mu0 = {mu0:g} -> {run_dir}")
             state = train.train_and_evaluate(task, c.train, run_dir, c.seed)
             ev = train.evaluate(task, jax.jit(task.eval_step), state, jax.random.PRNGKey(c.seed))
             rows.append({"source": source, "mu0": mu0, "capacity": float(losses.embedding_capacity(mu0)), **ev})
-            for r in stage1.reconstruction_table(state.params, model, vocab, texts, c.input.max_len,
+            for r in vae.reconstruction_table(state.params, model, vocab, texts, c.input.max_len,
                                                  jax.random.PRNGKey(c.seed)):
                 samples.append({"source": source, "mu0": f"{mu0:g}", **r})
     cols = ["source", "mu0", "capacity", "rec", "rec_mu", "nll_per_char", "kl", "sem", "active_units"]
@@ -97,13 +97,13 @@ def run(config, workdir: str) -> int:
         w.writeheader()
         w.writerows(rows)
     fmt = [{k: (f"{r[k]:.4g}" if isinstance(r[k], float) else r[k]) for k in cols} for r in rows]
-    table = stage1.markdown_table(fmt)
+    table = reports.markdown_table(fmt)
     with open(os.path.join(workdir, "mu0_results.md"), "w", encoding="utf-8") as f:
         f.write("# mu0 study: test-set metrics of the sentence VAE\n\n" + table)
     ordered = sorted(samples, key=lambda r: (r["source"], r["input"], float(r["mu0"])))
     with open(os.path.join(workdir, "mu0_samples.md"), "w", encoding="utf-8") as f:
         f.write("# mu0 study: input, reconstruction from mu, generation from a sample of N(mu, sigma^2)\n\n"
-                + stage1.markdown_table(ordered))
+                + reports.markdown_table(ordered))
     _plots(rows, mu0s, workdir)
     print(table)
     print(f"wrote {workdir}/mu0_results.md, mu0_results.csv, mu0_samples.md, capacity.png, reconstruction.png")

@@ -1,0 +1,89 @@
+"""The interface every comment model implements (E-GA and the baselines), and what they share.
+
+A ``CommentModel`` turns frames into comments (``comments``) and scores comments for frames
+(``log_prob``, the ranking score of Table 1). Each model maps uint8 frames to its own frame
+representation (``frame_features``) and implements generation and scoring on those. All of them
+decode with the sentence VAE's GRU decoder layout, so ``decode_texts`` and ``mc_log_prob`` serve all.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ega_jax import decoding
+from ega_jax.runs import ConfigError
+
+STRATEGIES = ("greedy", "sample", "topk", "beam")
+
+
+def decode_texts(params, vocab, max_len: int, z, strategy: str = "greedy", rng=None, temperature: float = 0.8,
+                 top_k: int = 10, beam_size: int = 5) -> list[str]:
+    """Comments from a GRU comment decoder ({"embed", "decoder"} params) for each row of z."""
+    rng = jax.random.PRNGKey(0) if rng is None else rng
+    if strategy == "greedy":
+        tokens = decoding.greedy(params, z, max_len)
+    elif strategy == "sample":
+        tokens = decoding.sample(params, z, rng, max_len, temperature=temperature)
+    elif strategy == "topk":
+        tokens = decoding.sample(params, z, rng, max_len, temperature=temperature, top_k=top_k)
+    elif strategy == "beam":
+        tokens = decoding.beam_search(params, z, max_len, beam_size)[0][:, 0]
+    else:
+        raise ConfigError(f"strategy {strategy!r}; use one of {STRATEGIES}")
+    return [vocab.decode(t) for t in np.asarray(tokens)]
+
+
+def mc_log_prob(params, z, tokens, log_weights=None, chunk: int = 4096) -> np.ndarray:
+    """log (1/K) sum_k w_k P(tokens | z_k) for z (N, K, d), tokens (N, L): a conditional
+    log-likelihood marginalised over K draws of the decoder's input (noise or latent);
+    log_weights (N, K) turn it into an importance-sampling estimate."""
+    n, k = z.shape[:2]
+    rows = max(1, chunk // k)
+    out = []
+    for i in range(0, n, rows):
+        zz, tt = jnp.asarray(z[i:i + rows]), jnp.asarray(tokens[i:i + rows])
+        m = zz.shape[0]
+        lp = decoding.sequence_log_prob(params, zz.reshape(m * k, -1), jnp.repeat(tt, k, axis=0)).reshape(m, k)
+        if log_weights is not None:
+            lp = lp + jnp.asarray(log_weights[i:i + rows])
+        out.append(np.asarray(jax.scipy.special.logsumexp(lp, axis=1) - np.log(k)))
+    return np.concatenate(out) if out else np.zeros((0,), np.float32)
+
+
+class CommentModel:
+    """What the harness needs of any frame -> comments model (E-GA and the baselines).
+
+    Subclasses set ``name``, ``vocab``, ``max_len`` and ``image_size`` and implement
+    ``frame_features`` (uint8 frames -> the model's frame representation),
+    ``comments_for_features`` and ``log_prob_for_features``.
+    """
+    name: str
+    default_strategy = "greedy"
+
+    def frame_features(self, images_uint8) -> np.ndarray:
+        raise NotImplementedError
+
+    def comments_for_features(self, feats: np.ndarray, n: int, rng, **decode_kw) -> list[list[str]]:
+        raise NotImplementedError
+
+    def log_prob_for_features(self, feats: np.ndarray, tokens: np.ndarray, rng) -> np.ndarray:
+        raise NotImplementedError
+
+    def tokens(self, texts) -> np.ndarray:
+        return np.stack([self.vocab.encode(t, self.max_len) for t in texts]) if len(texts) else \
+            np.zeros((0, self.max_len), np.int32)
+
+    def comments(self, images_uint8, n: int, rng, **decode_kw) -> list[list[str]]:
+        """uint8 (F, H, W, 3) frames of any size -> n comments per frame."""
+        return self.comments_for_features(self.frame_features(images_uint8), n, rng, **decode_kw)
+
+    def log_prob(self, images_uint8, texts, rng) -> np.ndarray:
+        """log P(text_i | frame_i) for aligned frames and texts (the ranking score)."""
+        return self.log_prob_for_features(self.frame_features(images_uint8), self.tokens(texts), rng)
+
+
+def per_frame(texts: list[str], n: int) -> list[list[str]]:
+    """A flat list of n comments per frame -> one list per frame."""
+    return [texts[i * n:(i + 1) * n] for i in range(len(texts) // n)]

@@ -1,0 +1,274 @@
+"""E-GA's stage 2 (paper 2.2, 2.3): the conditional WGAN from frame latents to sentence latents,
+and the E-GA comment model built on it.
+
+The stage-1 image encoder phi_v, sentence encoder phi_s and decoder psi_s are restored from their
+workdirs and stay frozen (ega_jax/vae.py): since they never change, the real pairs (mu_v of a key
+frame, mu_s of one of its comments) are encoded once up front and the GAN trains on them in
+memory. Only G and D have parameters in the GAN state.
+
+One training step is one generator update preceded by ``n_critic`` critic updates on fresh real
+pairs, as in Arjovsky et al. (2017); the critic is kept 1-Lipschitz by weight clipping (default)
+or a gradient penalty. Generation: h_v = mu_v of the frame, k noise draws, G, then psi_s decodes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from ega_jax import losses, runs
+from ega_jax.runs import ConfigError
+from ega_jax.comment_model import CommentModel, decode_texts, mc_log_prob, per_frame
+from ega_jax.models.wgan import Critic, Generator
+from ega_jax.train import GANState, Task, abstract, make_optimizer, restore_latest
+from ega_jax.vae import FrozenVAEs, load_frozen_vaes
+
+# ---------------------------------------------------------------------------------------------
+# The GAN
+
+
+@dataclasses.dataclass(frozen=True)
+class GAN:
+    generator: Generator
+    critic: Critic
+    g_tx: optax.GradientTransformation
+    d_tx: optax.GradientTransformation
+    noise_dim: int
+    n_critic: int
+    penalty: str            # "clip" | "gp"
+    clip: float
+    gp_weight: float
+
+    def init(self, rng, latent_v: int, latent_s: int) -> GANState:
+        g_rng, d_rng = jax.random.split(rng)
+        hv, hs = jnp.zeros((2, latent_v)), jnp.zeros((2, latent_s))
+        g = self.generator.init(g_rng, hv, jnp.zeros((2, self.noise_dim)), train=False)
+        d = self.critic.init(d_rng, hv, hs)
+        params = {"generator": g["params"], "critic": d["params"]}
+        return GANState(step=jnp.asarray(0), params=params, batch_stats=g["batch_stats"],
+                        opt_state={"generator": self.g_tx.init(params["generator"]),
+                                   "critic": self.d_tx.init(params["critic"])})
+
+    @functools.partial(jax.jit, static_argnums=0)
+    def generate(self, params, batch_stats, h_v, tau):
+        return self.generator.apply({"params": params, "batch_stats": batch_stats}, h_v, tau, train=False)
+
+
+def make_gan(cfg, opt_cfg, latent_s: int) -> GAN:
+    if cfg.penalty not in ("clip", "gp"):
+        raise ConfigError(f"gan.penalty={cfg.penalty!r}; use clip (weight clipping) or gp (gradient penalty)")
+    return GAN(Generator(latent_s, tuple(cfg.g_hidden), cfg.leak), Critic(tuple(cfg.d_hidden), cfg.leak),
+               make_optimizer(opt_cfg), make_optimizer(opt_cfg), cfg.noise_dim, cfg.n_critic,
+               cfg.penalty, cfg.clip, cfg.gp_weight)
+
+
+def critic_loss(gan: GAN, d_params, h_v, real, fake, rng):
+    """-(E[D(h_s|h_v)] - E[D(G(tau|h_v)|h_v)]): the critic maximises the Wasserstein estimate."""
+    d = lambda hs: gan.critic.apply({"params": d_params}, h_v, hs)
+    w = jnp.mean(d(real)) - jnp.mean(d(fake))
+    loss = -w
+    if gan.penalty == "gp":
+        loss = loss + gan.gp_weight * losses.gradient_penalty(d, real, fake, rng)
+    return loss, w
+
+
+def clip_weights(params, c: float):
+    return jax.tree_util.tree_map(lambda p: jnp.clip(p, -c, c), params)
+
+
+def gan_train_step(state: GANState, batch, rng, *, gan: GAN):
+    """batch: real_v, real_s (n_critic, B, .) for the critic; gen_v (B, dv) for the generator."""
+    g_params, bs = state.params["generator"], state.batch_stats
+
+    def fake_of(h_v, rng, g_params, bs):
+        tau = jax.random.normal(rng, (h_v.shape[0], gan.noise_dim))
+        out, upd = gan.generator.apply({"params": g_params, "batch_stats": bs}, h_v, tau, train=True,
+                                       mutable=["batch_stats"])
+        return out, upd["batch_stats"]
+
+    def critic_update(carry, inp):
+        d_params, d_opt, bs = carry
+        h_v, real, rng = inp
+        r_fake, r_gp = jax.random.split(rng)
+        fake, bs = fake_of(h_v, r_fake, g_params, bs)
+        (loss, w), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(
+            gan, d_params, h_v, real, jax.lax.stop_gradient(fake), r_gp)
+        updates, d_opt = gan.d_tx.update(grads, d_opt, d_params)
+        d_params = optax.apply_updates(d_params, updates)
+        if gan.penalty == "clip":
+            d_params = clip_weights(d_params, gan.clip)
+        return (d_params, d_opt, bs), (loss, w)
+
+    d_rng, g_rng = jax.random.split(rng)
+    (d_params, d_opt, bs), (d_losses, ws) = jax.lax.scan(
+        critic_update, (state.params["critic"], state.opt_state["critic"], bs),
+        (batch["real_v"], batch["real_s"], jax.random.split(d_rng, gan.n_critic)))
+
+    def g_loss_fn(g_params):
+        fake, new_bs = fake_of(batch["gen_v"], g_rng, g_params, bs)
+        return -jnp.mean(gan.critic.apply({"params": d_params}, batch["gen_v"], fake)), new_bs
+
+    (g_loss, bs), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_params)
+    g_updates, g_opt = gan.g_tx.update(g_grads, state.opt_state["generator"], g_params)
+    g_params = optax.apply_updates(g_params, g_updates)
+    state = GANState(step=state.step + 1, params={"generator": g_params, "critic": d_params}, batch_stats=bs,
+                     opt_state={"generator": g_opt, "critic": d_opt})
+    # "loss" is the generator's; the critic's Wasserstein estimate says how far apart the two are.
+    return state, {"loss": g_loss, "critic_loss": d_losses[-1], "wasserstein": ws[-1]}
+
+
+def gan_eval_step(state: GANState, batch, rng, *, gan: GAN):
+    mask = batch["mask"].astype(jnp.float32)
+    tau = jax.random.normal(rng, (batch["real_v"].shape[0], gan.noise_dim))
+    fake = gan.generate(state.params["generator"], state.batch_stats, batch["real_v"], tau)
+    d = lambda hs: gan.critic.apply({"params": state.params["critic"]}, batch["real_v"], hs)
+    return {"critic_real": jnp.sum(d(batch["real_s"]) * mask), "critic_fake": jnp.sum(d(fake) * mask),
+            "count": jnp.sum(mask),
+            "fake_norm": jnp.sum(jnp.linalg.norm(fake, axis=-1) * mask),
+            "real_norm": jnp.sum(jnp.linalg.norm(batch["real_s"], axis=-1) * mask)}
+
+
+def finalize_gan_eval(sums):
+    n = sums["count"]
+    return {"wasserstein": float((sums["critic_real"] - sums["critic_fake"]) / n),
+            "fake_norm": float(sums["fake_norm"] / n), "real_norm": float(sums["real_norm"] / n)}
+
+
+# ---------------------------------------------------------------------------------------------
+# Real pairs in memory
+
+
+@dataclasses.dataclass
+class LatentPairs:
+    """Every (key frame, comment) pair of a split as (mu_v, mu_s), plus what generation needs."""
+    h_v: np.ndarray          # (n_pairs, dv)
+    h_s: np.ndarray          # (n_pairs, ds)
+    frame_of: np.ndarray     # (n_pairs,) index into frames
+    frames: list[dict]       # the split's key-frame records (image, comments, scene, ...)
+    frame_h_v: np.ndarray    # (n_frames, dv)
+
+
+def encode_split(s1: FrozenVAEs, data_dir: str, split: str) -> LatentPairs:
+    # TFRecords need TensorFlow; training and generation from in-memory latents do not.
+    from ega_jax.data import records
+    frames = records.read_records(records.find_shards(data_dir, split))
+    frames.sort(key=lambda r: (r["video_id"], r["keyframe_second"]))
+    frame_h_v = s1.encode_frames([r["image"] for r in frames])
+    texts = [c for r in frames for c in r["comments"]]
+    frame_of = np.asarray([i for i, r in enumerate(frames) for _ in r["comments"]], np.int64)
+    return LatentPairs(frame_h_v[frame_of], s1.encode_texts(texts), frame_of, frames, frame_h_v)
+
+
+def pair_batches(pairs: LatentPairs, batch_size: int, n_critic: int, seed: int, start: int,
+                 process_index: int = 0, process_count: int = 1):
+    """The batch of step t depends on (seed, t) alone: a resumed run sees the same batches.
+    With several hosts each yields its own 1/process_count of the rows of that global batch."""
+    n = len(pairs.h_s)
+    rows = slice(process_index * batch_size // process_count, (process_index + 1) * batch_size // process_count)
+    t = start
+    while True:
+        rng = np.random.default_rng([seed, t])
+        idx = rng.integers(n, size=(n_critic, batch_size))[:, rows]
+        gen = rng.integers(n, size=batch_size)[rows]
+        yield {"real_v": pairs.h_v[idx], "real_s": pairs.h_s[idx], "gen_v": pairs.h_v[gen]}
+        t += 1
+
+
+def eval_batches(pairs: LatentPairs, batch_size: int):
+    n = len(pairs.h_s)
+    for i in range(0, n, batch_size):
+        m = min(batch_size, n - i)
+        pad = lambda a: np.concatenate([a[i:i + m], np.zeros((batch_size - m,) + a.shape[1:], a.dtype)])
+        yield {"real_v": pad(pairs.h_v), "real_s": pad(pairs.h_s), "mask": np.arange(batch_size) < m}
+
+
+def gan_task(config, s1: FrozenVAEs, train_pairs: LatentPairs, test_pairs: LatentPairs) -> tuple[Task, GAN]:
+    """The WGAN of stage 2 as a Task for the shared loop, on latent pairs held in memory."""
+    gan = make_gan(config.gan, config.gan_optimizer, s1.text_model.latent_dim)
+    dv, ds = s1.image_model.latent_dim, s1.text_model.latent_dim
+    b = config.gan_train.batch_size
+    size = s1.image_model.image_size
+
+    def write_samples(state, step, wd):
+        gen = EGAModel(s1, gan, state, size)
+        cs = gen.comments_for_features(test_pairs.frame_h_v[:6], 5, jax.random.PRNGKey(step), strategy="greedy")
+        path = os.path.join(wd, "samples", f"comments_{step:06d}.md")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w", encoding="utf-8") as f:
+            for r, c in zip(test_pairs.frames, cs):
+                f.write(f"- {r['video_id']}:{r['keyframe_second']} {r['scene']}: " + " | ".join(c) + "\n")
+        return path
+
+    task = Task(
+        name="gan",
+        init_state=lambda rng: gan.init(rng, dv, ds),
+        train_step=functools.partial(gan_train_step, gan=gan),
+        train_batches=lambda start: pair_batches(train_pairs, b, gan.n_critic, config.seed, start,
+                                                 jax.process_index(), jax.process_count()),
+        eval_step=functools.partial(gan_eval_step, gan=gan),
+        eval_batches=lambda: eval_batches(test_pairs, b),
+        finalize_eval=finalize_gan_eval,
+        write_samples=write_samples,
+        batch_axes={"real_v": 1, "real_s": 1},      # (n_critic, B, d): one batch per critic update
+    )
+    return task, gan
+
+
+# ---------------------------------------------------------------------------------------------
+# The E-GA comment model
+
+
+@dataclasses.dataclass
+class EGAModel(CommentModel):
+    """E-GA: h_v = mu_v of the frame, G(h_v, tau) a sentence latent, psi_s decodes it."""
+    s1: FrozenVAEs
+    gan: GAN
+    state: GANState
+    image_size: int
+    name = "ega"
+    # Monte Carlo draws of tau behind each ranking score.
+    score_samples: int = 32
+
+    @property
+    def vocab(self):
+        return self.s1.vocab
+
+    @property
+    def max_len(self):
+        return self.s1.max_len
+
+    def frame_features(self, images_uint8):
+        return self.s1.encode_frames(images_uint8)
+
+    def latents(self, frame_h_v: np.ndarray, n: int, rng) -> jnp.ndarray:
+        h_v = jnp.repeat(jnp.asarray(frame_h_v), n, axis=0)
+        tau = jax.random.normal(rng, (h_v.shape[0], self.gan.noise_dim))
+        return self.gan.generate(self.state.params["generator"], self.state.batch_stats, h_v, tau)
+
+    def decode(self, h_s, strategy: str, rng, **kw) -> list[str]:
+        return decode_texts(self.s1.text_params, self.vocab, self.max_len, h_s, strategy, rng, **kw)
+
+    def comments_for_features(self, frame_h_v, n: int, rng, strategy: str = "greedy", **decode_kw):
+        g_rng, d_rng = jax.random.split(rng)
+        return per_frame(self.decode(self.latents(frame_h_v, n, g_rng), strategy, d_rng, **decode_kw), n)
+
+    def log_prob_for_features(self, frame_h_v, tokens, rng):
+        k = self.score_samples
+        z = np.asarray(self.latents(frame_h_v, k, rng)).reshape(len(frame_h_v), k, -1)
+        return mc_log_prob(self.s1.text_params, z, tokens)
+
+
+def load(workdir: str, config) -> EGAModel:
+    """The E-GA model of a finished main-job workdir (its config.json already read)."""
+    image_dir, text_dir, gan_dir = runs.ega_stage_dirs(config, workdir)
+    s1 = load_frozen_vaes(image_dir, text_dir)
+    gan = make_gan(config.gan, config.gan_optimizer, s1.text_model.latent_dim)
+    state, _ = restore_latest(gan_dir, abstract(gan.init(jax.random.PRNGKey(0), s1.image_model.latent_dim,
+                                                          s1.text_model.latent_dim)))
+    return EGAModel(s1, gan, state, s1.image_model.image_size)

@@ -1,0 +1,49 @@
+"""The `gan` stage, the main job (configs/gan.py): data, missing stage-1 prerequisites, the conditional
+WGAN, then danmaku for the test key frames (printed, and written to W/generated/)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import jax
+
+from ega_jax import ega, metrics, reports, runs, train, vae
+from ega_jax.data import world_recipes
+from ega_jax.jobs import vae as vae_job
+
+
+def run(config, workdir: str) -> int:
+    t0 = time.time()
+    data_dir = runs.resolve_dataset(config)
+    image_dir, text_dir, gan_dir = runs.ega_stage_dirs(config, workdir)
+    vae_job.ensure_prerequisite(config, "image_vae", image_dir)
+    vae_job.ensure_prerequisite(config, "text_vae", text_dir)
+    s1 = vae.load_frozen_vaes(image_dir, text_dir)
+    train_pairs = ega.encode_split(s1, data_dir, "train")
+    test_pairs = ega.encode_split(s1, data_dir, "test")
+    print(f"gan: {len(train_pairs.h_s)} real (mu_v, mu_s) pairs from {len(train_pairs.frames)} train key frames, "
+          f"{len(test_pairs.h_s)} test pairs; stage-1 models frozen")
+    task, gan = ega.gan_task(config, s1, train_pairs, test_pairs)
+    state = train.train_and_evaluate(task, config.gan_train, gan_dir, config.seed)
+    model = ega.EGAModel(s1, gan, state, s1.image_model.image_size)
+    g = config.generate
+    frames = test_pairs.frames
+    comments = model.comments_for_features(test_pairs.frame_h_v, g.num_per_frame, jax.random.PRNGKey(config.seed),
+                                           strategy=g.strategy, temperature=g.temperature, top_k=g.top_k,
+                                           beam_size=g.beam_size)
+    out_dir = os.path.join(workdir, "generated")
+    if jax.process_index() == 0:
+        reports.write_generated(out_dir, frames, comments, g.strategy, g.num_per_frame)
+    rel = None
+    if all(r["scene"] for r in frames):
+        rel = metrics.relation([(r["scene"], cs) for r, cs in zip(frames, comments)], world_recipes.LEXICONS)
+    for r, cs in list(zip(frames, comments))[:6]:
+        print(f"  {r['video_id']} @ {r['keyframe_second']}s" + (f" [{r['scene']}]" if r["scene"] else "")
+              + ": " + " | ".join(cs[:6]))
+    if rel:
+        print(f"relation to the true scene: {rel['relation']:.2f} of {rel['mentioning']} comments that name a scene "
+              f"(of {rel['total']}); chance {rel['chance']:.2f}")
+    print(f"done in {time.time() - t0:.0f}s. Generated danmaku: {out_dir}/index.html (and generated.md, "
+          f"samples.jsonl); models: {image_dir}, {text_dir}, {gan_dir}")
+    return 0

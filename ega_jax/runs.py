@@ -1,0 +1,112 @@
+"""The workdir contract: what a finished run leaves behind and how a later stage finds it.
+
+A run's workdir holds
+  config.json     the config it ran with (``save_config`` / ``load_config``); paths in it are absolute,
+                  so the workdir can be used from any current directory;
+  vocab.json      the character vocabulary its models were built with (``copy_vocab``);
+  FINISHED.json   written last (``mark_finished``): the run is complete and can be restored;
+  checkpoints/    orbax checkpoints (ega_jax/train.py).
+A main-job (E-GA) workdir holds its stage-1 prerequisites and the GAN in sub-workdirs
+(``ega_stage_dirs``); a baseline's workdir holds its image-VAE prerequisite (``image_vae_dir``).
+``resolve_dataset`` turns a config's data section into a built dataset directory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import ml_collections
+
+CONFIG, VOCAB, FINISHED = "config.json", "vocab.json", "FINISHED.json"
+
+# Config fields that hold file-system paths; save_config writes them absolute.
+PATH_FIELDS = ("dir", "default_root", "image_vae_dir", "text_vae_dir", "real_danmaku")
+
+
+class RunError(FileNotFoundError):
+    """A workdir or dataset that is missing or incomplete; the message says what to run."""
+
+
+class ConfigError(ValueError):
+    """A setting that cannot work (an unknown name, a batch that does not split over the devices)."""
+
+
+def absolute_paths(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Makes every non-empty path field (PATH_FIELDS, in any section) absolute, in place."""
+    for key in list(config.keys()):
+        value = config[key]
+        if isinstance(value, ml_collections.ConfigDict):
+            absolute_paths(value)
+        elif key in PATH_FIELDS and isinstance(value, str) and value:
+            config[key] = os.path.abspath(value)
+    return config
+
+
+def save_config(config, workdir: str) -> None:
+    """config.json in the workdir: later stages rebuild models and find their inputs from it."""
+    os.makedirs(workdir, exist_ok=True)
+    with open(os.path.join(workdir, CONFIG), "w") as f:
+        f.write(config.to_json_best_effort(indent=1))
+
+
+def load_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config.json that save_config wrote into workdir."""
+    path = os.path.join(workdir, CONFIG)
+    if not os.path.exists(path):
+        raise RunError(f"{workdir} is not a run's workdir (no {CONFIG}); train one with "
+                       f"python -m ega_jax.main --config=configs/<experiment>.py --workdir={workdir}")
+    with open(path) as f:
+        return ml_collections.ConfigDict(json.load(f))
+
+
+def copy_vocab(data_dir: str, workdir: str) -> None:
+    """The dataset's vocabulary goes with the run: its models' sizes depend on it."""
+    os.makedirs(workdir, exist_ok=True)
+    shutil.copy(os.path.join(data_dir, VOCAB), os.path.join(workdir, VOCAB))
+
+
+def mark_finished(workdir: str, stage: str, steps: int, data_dir: str) -> None:
+    with open(os.path.join(workdir, FINISHED), "w") as f:
+        json.dump({"stage": stage, "steps": steps, "data_dir": os.path.abspath(data_dir)}, f)
+
+
+def is_finished(workdir: str) -> bool:
+    return os.path.exists(os.path.join(workdir, FINISHED))
+
+
+def finished_config(workdir: str) -> ml_collections.ConfigDict:
+    """The config of a finished run, or a RunError saying the run is missing or unfinished."""
+    if not is_finished(workdir):
+        raise RunError(f"{workdir} holds no finished run (no {FINISHED}); train it first (or rerun the job "
+                       "that trains it: a rerun resumes)")
+    return load_config(workdir)
+
+
+def ega_stage_dirs(config, workdir: str) -> tuple[str, str, str]:
+    """(image VAE dir, sentence VAE dir, GAN dir) of an E-GA (main job) workdir."""
+    return (config.stage1.image_vae_dir or os.path.join(workdir, "image_vae"),
+            config.stage1.text_vae_dir or os.path.join(workdir, "text_vae"),
+            os.path.join(workdir, "gan"))
+
+
+def image_vae_dir(config, workdir: str) -> str:
+    """The image VAE a baseline conditions on (CVAE, Simple-GAN): named by config, else W/image_vae."""
+    return config.stage1.image_vae_dir or os.path.join(workdir, "image_vae")
+
+
+def resolve_dataset(config, log=print) -> str:
+    """The built dataset directory: config.data.dir, or the embedded default (rendered and built if absent)."""
+    # The data build needs PyAV and TensorFlow; loading a trained model (which imports this module) must not.
+    from ega_jax.data import build, build_lib
+    from ega_jax.data.controlled_world import WorldConfig
+    if config.data.dir:
+        if not build_lib.is_built(config.data.dir):
+            raise RunError(
+                f"data.dir={config.data.dir!r} holds no built dataset (no summary.json); build it with "
+                "python -m ega_jax.data.build --videos=... --danmaku=... --out=" + config.data.dir)
+        return config.data.dir
+    world = WorldConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.data.world.to_dict().items()})
+    return build.ensure_default_dataset(
+        config.data.default_root, world, build_lib.BuildConfig.from_dict(config.data.build.to_dict()), log)
