@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from conftest import REPO
@@ -15,6 +16,11 @@ from ega_jax.label.app import make_app
 from ega_jax.label.store import LabelError, Store
 
 CHROMIUM = "/usr/bin/chromium"
+
+
+def _by_token(store, column="model") -> dict:
+    """The page token of every comment shown so far -> its model (or text): what the rater must not see."""
+    return dict(store._read(f"SELECT pi.token, i.{column} FROM page_items pi JOIN items i ON i.id = pi.item_id"))
 
 
 def _store(tmp_path, **kw):
@@ -60,7 +66,7 @@ def test_invites_are_one_time_and_pages_mix_every_model(tmp_path):
     assert store.open_page(rid, seed=1) == page_id          # an open page is handed out again
     page = store.page(rid, page_id)
     assert len(page["frames"]) == 20
-    models = dict(store._read("SELECT id, model FROM items"))
+    models = _by_token(store)
     for fr in page["frames"]:
         shown = [models[it["id"]] for it in fr["items"]]
         assert sorted(shown) == sorted(["ega", "cvae", "encdec", "simple_gan", "human"] * 2)
@@ -84,7 +90,7 @@ def test_submit_validates_replaces_and_counts_recall(tmp_path):
         store.submit(rb, pa, {i: True for i in items})                          # someone else's page
     with pytest.raises(LabelError, match="no page"):
         store.page(rb, pa)
-    models = dict(store._read("SELECT id, model FROM items"))
+    models = _by_token(store)
     fake = {i: models[i] == "simple_gan" for i in items}
     assert store.submit(ra, pa, fake) == len(items)
     assert store.submit(ra, pa, fake) == len(items)                             # re-submitted: replaced
@@ -202,9 +208,9 @@ def test_results_cli_prints_recall_and_writes_csv(tmp_path):
     s, _ = store.login(store.invite("ann"))
     rid = store.session(s)[0]
     pid = store.open_page(rid, frames=4, seed=0)
-    models = dict(store._read("SELECT id, model FROM items"))
-    store.submit(rid, pid, {it["id"]: models[it["id"]] == "cvae"
-                            for fr in store.page(rid, pid)["frames"] for it in fr["items"]})
+    page = store.page(rid, pid)
+    models = _by_token(store)
+    store.submit(rid, pid, {it["id"]: models[it["id"]] == "cvae" for fr in page["frames"] for it in fr["items"]})
     r = subprocess.run([sys.executable, "-m", "ega_jax.label", "results", f"--workdir={tmp_path}"],
                        capture_output=True, text=True, cwd=REPO, timeout=120)
     assert r.returncode == 0, r.stderr
@@ -238,8 +244,6 @@ def _browser():
 def test_browser_invite_login_label_submit_results(tmp_path):
     hostile = lambda f, m, k: HOSTILE[(f + k) % len(HOSTILE)] if m == "simple_gan" else f"{m} comment {k} of frame {f}"
     store, _ = _store(tmp_path, comment=hostile)
-    models = dict(store._read("SELECT id, model FROM items"))
-    texts = dict(store._read("SELECT id, comment FROM items"))
     with bench.Server(make_app(store, frames=20)) as base, _browser() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM)
         page = browser.new_page()
@@ -252,11 +256,12 @@ def test_browser_invite_login_label_submit_results(tmp_path):
         assert page.locator("section.frame").count() == 20
         buttons = page.locator("button.comment")
         assert buttons.count() == 200
+        models, texts = _by_token(store), _by_token(store, "comment")
         # Hostile text is shown literally, in the list and flying over the frame, and never runs.
         seen_hostile = 0
         for i in range(buttons.count()):
             b = buttons.nth(i)
-            item = int(b.get_attribute("data-item"))
+            item = b.get_attribute("data-item")
             assert b.text_content() == texts[item]
             seen_hostile += texts[item] in HOSTILE
             if models[item] in ("simple_gan", "cvae"):
@@ -328,3 +333,293 @@ def test_serve_cli_imports_samples_and_answers(tmp_path):
     r = subprocess.run([sys.executable, "-m", "ega_jax.label", "serve", f"--workdir={empty}"], capture_output=True,
                        text=True, cwd=REPO, timeout=60)
     assert r.returncode == 2 and "python -m ega_jax.evaluate" in r.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# A hostile tester's findings (each failed before the fix)
+
+SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options", "referrer-policy")
+
+
+def _raw(base, method, path, body=b"", headers=None):
+    """One request with http.client: (status, lower-cased headers, body); no client-side checks."""
+    import http.client
+    import urllib.parse
+    u = urllib.parse.urlsplit(base)
+    conn = http.client.HTTPConnection(u.hostname, u.port, timeout=60)
+    try:
+        conn.request(method, path, body=body, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def test_bad_input_from_a_logged_in_rater_is_a_4xx_with_the_security_headers(served):
+    base, store = served
+    c = bench.Client(base)
+    c.login(store.invite("mallory"))
+    page = c.page()
+    cookie = "; ".join(f"{k.name}={k.value}" for k in c.jar)
+    json_post = {"Cookie": cookie, "Content-Type": "application/json", "X-CSRF-Token": page["csrf"]}
+    big = "9" * 40
+    cases = [("GET", f"/img/{big}/0", b"", {"Cookie": cookie}),                       # was OverflowError
+             ("GET", f"/img/{page['page_id']}/{big}", b"", {"Cookie": cookie}),
+             ("POST", f"/api/page/{big}/labels", b'{"labels": []}', json_post),
+             ("POST", f"/api/page/{page['page_id']}/labels", b"[" * 50_000, json_post),      # was RecursionError
+             ("POST", f"/api/page/{page['page_id']}/labels", b'{"a":' * 50_000, json_post),
+             ("POST", f"/api/page/{page['page_id']}/labels",                                # was ValueError
+              b'{"labels": [{"item_id": ' + b"7" * 5000 + b', "fake": true}]}', json_post),
+             ("POST", f"/api/page/{page['page_id']}/labels",
+              b'{"labels": [{"item_id": "' + b"7" * 5000 + b'", "fake": true}]}', json_post)]
+    for method, path, body, headers in cases:
+        status, h, out = _raw(base, method, path, body, headers)
+        assert 400 <= status < 500, (path[:60], body[:30], status, out[:200])
+        assert "error" in json.loads(out) and all(k in h for k in SECURITY_HEADERS), (path[:60], h)
+    # Media types are case-insensitive.
+    labels = [{"item_id": it["id"], "fake": False} for fr in page["frames"] for it in fr["items"]]
+    status, _, out = _raw(base, "POST", f"/api/page/{page['page_id']}/labels", json.dumps({"labels": labels}).encode(),
+                          {**json_post, "Content-Type": "APPLICATION/JSON; charset=UTF-8"})
+    assert status == 200, out
+
+
+def test_an_internal_error_is_a_json_500_with_the_security_headers(tmp_path):
+    store, _ = _store(tmp_path, frames=3)
+
+    class Broken(Store):
+        def page(self, *a, **k):
+            raise RuntimeError("a bug")
+
+    broken = Broken(store.path)
+    with bench.Server(make_app(broken, frames=3)) as base:
+        c = bench.Client(base)
+        c.login(broken.invite("ann"))
+        cookie = "; ".join(f"{k.name}={k.value}" for k in c.jar)
+        status, h, out = _raw(base, "GET", "/api/page", headers={"Cookie": cookie})
+    assert status == 500 and json.loads(out)["error"] and all(k in h for k in SECURITY_HEADERS)
+    assert b"a bug" not in out                                      # no internals to the client
+
+
+def test_login_refuses_cross_site_posts_but_not_its_own_page(served):
+    base, store = served
+    cross = {"Content-Type": "application/x-www-form-urlencoded", "Origin": "http://evil.example",
+             "Sec-Fetch-Site": "cross-site"}
+    token = store.invite("attacker")
+    status, h, _ = _raw(base, "POST", "/login", f"token={token}".encode(), cross)
+    assert status == 403 and "set-cookie" not in h
+    # The invite was not spent by the refused attempt; the site's own form works.
+    own = {"Content-Type": "application/x-www-form-urlencoded", "Origin": base, "Sec-Fetch-Site": "same-origin"}
+    status, h, _ = _raw(base, "POST", "/login", f"token={token}".encode(), own)
+    assert status == 303 and "ega_session=" in h["set-cookie"]
+
+
+def test_the_page_ids_carry_no_information_about_the_model(tmp_path):
+    """Blind: ids are random per page. Before, an item id was its row in samples.jsonl (model by model,
+    humans last), so "the two largest ids of a frame are the human ones" held every time."""
+    store, _ = _store(tmp_path, frames=30)
+    hits = picks = 0
+    ranks = {}
+    for r in range(6):
+        s, _ = store.login(store.invite(f"r{r}"))
+        rid = store.session(s)[0]
+        page = store.page(rid, store.open_page(rid, frames=30))
+        models = _by_token(store)
+        for fr in page["frames"]:
+            ids = [it["id"] for it in fr["items"]]
+            assert all(isinstance(i, str) and not i.isdigit() for i in ids)
+            for rank, i in enumerate(sorted(ids)):
+                ranks.setdefault(models[i], []).append(rank)
+            top2 = sorted(ids)[-2:]
+            hits += sum(models[i] == "human" for i in top2)
+            picks += 2
+        store.submit(rid, page["page_id"], {it["id"]: False for fr in page["frames"] for it in fr["items"]})
+    # 360 picks at chance 2/10: the rule finds humans no better than chance (0.2; before: 1.0).
+    assert hits / picks < 0.3
+    # No model sits higher in the id order than another (mean rank of 4.5 +- noise for every model).
+    assert all(abs(np.mean(v) - 4.5) < 0.8 for v in ranks.values()), {m: np.mean(v) for m, v in ranks.items()}
+
+
+def test_results_say_when_all_raters_agree():
+    res = {"models": {}, "kappa": float("nan"), "items_with_2_or_more_raters": 30, "raters": []}
+    text = stats.results_text(res)
+    assert "undefined" in text and "30 comments" in text and "no comment has two raters" not in text
+    assert "no comment has two raters yet" in stats.results_text({**res, "items_with_2_or_more_raters": 0})
+
+
+def test_sessions_expire_reinvites_and_revoke_end_them(tmp_path, monkeypatch):
+    store, _ = _store(tmp_path, frames=3)
+    s1, _ = store.login(store.invite("ann"))
+    assert store.session(s1)[1] == "ann"
+    s2, _ = store.login(store.invite("ann"))            # a new invite ends the old session
+    with pytest.raises(LabelError):
+        store.session(s1)
+    assert store.session(s2)[1] == "ann"
+    import time as _time
+    real = _time.time
+    monkeypatch.setattr("ega_jax.label.store.time.time", lambda: real() + 31 * 86400)
+    with pytest.raises(LabelError):
+        store.session(s2)                                # expired after 30 days
+    monkeypatch.undo()
+    assert store.session(s2)[1] == "ann"
+    pending = store.invite("bob")
+    r = subprocess.run([sys.executable, "-m", "ega_jax.label", "revoke", f"--workdir={tmp_path}", "ann"],
+                       capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert r.returncode == 0 and "1 session" in r.stdout, r.stderr
+    with pytest.raises(LabelError):
+        store.session(s2)
+    store.revoke("bob")
+    with pytest.raises(LabelError, match="already used"):
+        store.login(pending)
+
+
+def test_bad_samples_files_and_unusable_workdirs_are_refused_clearly(tmp_path):
+    samples = bench.write_samples(str(tmp_path), frames=2)
+    lines = (tmp_path / "samples.jsonl").read_text().splitlines()
+    bad = tmp_path / "bad.jsonl"
+    row = json.loads(lines[0])
+    bad.write_text(json.dumps({**row, "image": "samples.jsonl"}) + "\n")               # not an image
+    with pytest.raises(ValueError, match="bad.jsonl:1: image 'samples.jsonl' is not an image file"):
+        Store(str(tmp_path / "a.sqlite")).import_samples(str(bad))
+    other = json.loads(lines[1])
+    bad.write_text(lines[0] + "\n" + json.dumps({**other, "keyframe_id": row["keyframe_id"],
+                                                 "image": "frames/f001.png"}) + "\n")
+    with pytest.raises(ValueError, match="bad.jsonl:2: key frame"):
+        Store(str(tmp_path / "b.sqlite")).import_samples(str(bad))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "ega_jax.label", *a], capture_output=True, text=True,
+                                    cwd=REPO, timeout=120)
+    r = run("serve", f"--workdir={tmp_path / 'missing'}")
+    assert r.returncode == 2 and "missing" in r.stderr and "Traceback" not in r.stderr
+    r = run("serve", f"--workdir={tmp_path}", f"--samples={samples}", "--frames=-1")
+    assert r.returncode != 0 and "--frames" in r.stderr and "Traceback" not in r.stderr
+    if os.geteuid() != 0:                           # root writes read-only files anyway
+        ro = tmp_path / "ro"
+        ro.mkdir()
+        Store(str(ro / "labels.sqlite"))
+        os.chmod(ro / "labels.sqlite", 0o444)
+        os.chmod(ro, 0o555)
+        r = run("serve", f"--workdir={ro}", f"--samples={samples}")
+        assert r.returncode == 2 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_server_memory_stays_flat_while_refusing_a_1_gib_post(tmp_path):
+    """The body is refused once past its limit, never buffered: the server's peak RSS stays ~flat."""
+    import http.client
+    import time
+    samples = bench.write_samples(str(tmp_path), frames=2)
+    port = bench.free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ega_jax.label", "serve", f"--workdir={tmp_path}",
+                             f"--samples={samples}", f"--port={port}"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=REPO)
+
+    def peak_mb():
+        with open(f"/proc/{proc.pid}/status") as f:
+            return int(next(l for l in f if l.startswith("VmHWM")).split()[1]) / 1024
+
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                _raw(f"http://127.0.0.1:{port}", "GET", "/")
+                break
+            except OSError:
+                assert proc.poll() is None and time.time() < deadline
+                time.sleep(0.3)
+        before = peak_mb()
+        chunk = b"x" * (1 << 20)
+        for path in ("/login", "/api/page/1/labels"):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            conn.putrequest("POST", path)
+            conn.putheader("Transfer-Encoding", "chunked")         # no Content-Length to refuse up front
+            conn.putheader("Content-Type", "application/x-www-form-urlencoded")
+            conn.endheaders()
+            sent = 0
+            try:
+                for _ in range(1024):                               # 1 GiB
+                    conn.send(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    sent += len(chunk)
+                conn.send(b"0\r\n\r\n")
+                status = conn.getresponse().status
+            except OSError:
+                status = None                                        # the server closed the connection early
+            finally:
+                conn.close()
+            assert status in (None, 401, 413), status
+            assert sent < (1 << 30) or status in (401, 413)
+        after = peak_mb()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    print(f"server peak RSS {before:.0f} MB before, {after:.0f} MB after two 1 GiB POSTs")
+    assert after - before < 50 and after < 150
+
+
+def test_browser_login_csrf_from_another_site_leaves_the_victim_logged_in(tmp_path):
+    import http.server
+    import threading
+    store, _ = _store(tmp_path, frames=3)
+    attacker_token = store.invite("attacker")
+    with bench.Server(make_app(store, frames=3)) as base, _browser() as p:
+        # The attacker's page lives on another site (localhost is not 127.0.0.1) and auto-submits a login form.
+        evil = (f"<form id=f method=post action='{base}/login'><input name=token value='{attacker_token}'></form>"
+                "<script>document.getElementById('f').submit()</script>").encode()
+
+        class Evil(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.end_headers()
+                self.wfile.write(evil)
+
+            def log_message(self, *a):
+                pass
+
+        httpd = http.server.HTTPServer(("127.0.0.1", 0), Evil)
+        threading.Thread(target=httpd.serve_forever, daemon=True).start()
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page()
+        page.goto(base + "/invite/" + store.invite("victim"))
+        page.click("#start")
+        page.wait_for_selector("button.comment")
+        page.goto(f"http://localhost:{httpd.server_port}/")
+        page.wait_for_load_state("networkidle")
+        assert "log in from this site" in page.text_content("body")
+        page.goto(base + "/app")
+        page.wait_for_selector("button.comment")
+        assert "victim" in page.text_content("#who")                    # still the victim's own session
+        # The attacker's invite was not spent either.
+        assert store.login(attacker_token)
+        browser.close()
+        httpd.shutdown()
+
+
+def test_browser_shows_long_hostile_and_cjk_comments_without_breaking_the_page(tmp_path):
+    long_one = "长" * 5000
+    comment = lambda f, m, k: (long_one if (m, k) == ("ega", 0) else HOSTILE[k % len(HOSTILE)] if m == "simple_gan"
+                               else f"{m} 第{f}帧 的评论 {k} 哈哈哈 前方高能 O(∩_∩)O")
+    store, _ = _store(tmp_path, frames=4, comment=comment)
+    with bench.Server(make_app(store, frames=4)) as base, _browser() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(base + "/invite/" + store.invite("ann"))
+        page.click("#start")
+        page.wait_for_selector("button.comment")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 1280, width                                     # was 54,000 px
+        assert page.locator('meta[name="viewport"]').count() == 1
+        assert "4 frames" in page.text_content("#who")
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(tmp_path / "rating_page.png"))
+        shot = os.environ.get("EGA_LABEL_SCREENSHOT")
+        if shot:
+            import shutil
+            shutil.copy(tmp_path / "rating_page.png", shot)
+        # Unsubmitted clicks are flagged; an empty submit asks first.
+        asked = []
+        page.on("dialog", lambda d: (asked.append(d.message), d.dismiss()))
+        page.click("#submit")
+        assert asked and "no comment as fake" in asked[0]
+        assert store._read("SELECT COUNT(*) FROM labels")[0][0] == 0      # dismissed: nothing sent
+        page.locator("button.comment").first.click()
+        assert page.is_visible("#unsaved")
+        assert page.evaluate("window.__pwned") is None
+        browser.close()

@@ -29,7 +29,12 @@ def main(argv: list[str]) -> int:
     i.add_argument("--base_url", default="http://127.0.0.1:8000")
     r = sub.add_parser("results", help="print Human Recall per model and write CSV")
     r.add_argument("--workdir", required=True)
+    v = sub.add_parser("revoke", help="log a rater out everywhere and void their unused invite")
+    v.add_argument("--workdir", required=True)
+    v.add_argument("name")
     args = p.parse_args(argv)
+    if args.command == "serve" and (args.frames < 1 or args.per_model < 0 or args.human < 0):
+        p.error("--frames must be >= 1 and --per_model, --human >= 0")
     store = Store(db_path(args.workdir))
     if args.command == "serve":
         # The web app's dependencies (the label extra) are needed to serve, not to invite or read results.
@@ -46,6 +51,10 @@ def main(argv: list[str]) -> int:
     elif args.command == "invite":
         token = store.invite(args.name)
         print(f"{args.base_url.rstrip('/')}/invite/{token}")
+    elif args.command == "revoke":
+        n = store.revoke(args.name)
+        print(f"revoked {args.name}: {n} session(s) ended, any unused invite voided; "
+              f"python -m ega_jax.label invite --workdir={args.workdir} {args.name} gives a new link")
     else:
         res = store.results()
         if not res["models"]:
@@ -61,6 +70,6 @@ def main(argv: list[str]) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main(sys.argv[1:]))
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, PermissionError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)

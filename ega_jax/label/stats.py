@@ -38,8 +38,15 @@ def results_text(res: dict) -> str:
         name = "human (ceiling)" if m == "human" else m
         lines.append(f"{name:<15}{r['labels']:>5} {r['escaped']:>8}  {r['recall']:>12.3f}  "
                      f"[{r['ci_low']:.3f}, {r['ci_high']:.3f}]")
-    lines.append(f"Fleiss' kappa {res['kappa']:.3f} over {res['items_with_2_or_more_raters']} comments with 2+ raters"
-                 if not math.isnan(res["kappa"]) else "Fleiss' kappa: no comment has two raters yet")
+    shared = res["items_with_2_or_more_raters"]
+    if not shared:
+        lines.append("Fleiss' kappa: no comment has two raters yet")
+    elif math.isnan(res["kappa"]):
+        # Chance agreement is 1 when every rater gave every comment the same label: kappa is 0/0.
+        lines.append(f"Fleiss' kappa: undefined; all {shared} comments with 2+ raters got one and the same label "
+                     "from every rater (complete agreement on a single category)")
+    else:
+        lines.append(f"Fleiss' kappa {res['kappa']:.3f} over {shared} comments with 2+ raters")
     lines.append("raters: " + ", ".join(f"{r['name']} ({r['labels']} labels, {r['pages']} pages)"
                                         for r in res["raters"]))
     return "\n".join(lines)

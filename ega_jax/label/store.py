@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import secrets
 import sqlite3
 import time
@@ -28,12 +29,22 @@ CREATE TABLE IF NOT EXISTS pages (
   id INTEGER PRIMARY KEY, rater_id INTEGER NOT NULL REFERENCES raters (id), created REAL NOT NULL, submitted REAL);
 CREATE TABLE IF NOT EXISTS page_items (
   page_id INTEGER NOT NULL REFERENCES pages (id), item_id INTEGER NOT NULL REFERENCES items (id),
-  frame_pos INTEGER NOT NULL, pos INTEGER NOT NULL, PRIMARY KEY (page_id, item_id));
+  frame_pos INTEGER NOT NULL, pos INTEGER NOT NULL, token TEXT, PRIMARY KEY (page_id, item_id));
 CREATE TABLE IF NOT EXISTS labels (
   rater_id INTEGER NOT NULL REFERENCES raters (id), item_id INTEGER NOT NULL REFERENCES items (id),
   page_id INTEGER NOT NULL REFERENCES pages (id), fake INTEGER NOT NULL CHECK (fake IN (0, 1)),
   updated REAL NOT NULL, PRIMARY KEY (rater_id, item_id));
 """
+
+
+SESSION_DAYS = 30          # a session expires this long after login
+ID = re.compile(r"[0-9]{1,18}")          # page ids in URLs: anything else is no page (and no OverflowError)
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".gif")
+
+
+def parse_id(text) -> int | None:
+    """A page id from a URL, or None: digits only, within SQLite's integer range."""
+    return int(text) if isinstance(text, str) and ID.fullmatch(text) else None
 
 
 class LabelError(Exception):
@@ -62,7 +73,7 @@ def _hash(token: str) -> str:
 
 def read_samples(path: str) -> list[dict]:
     """The samples file, checked line by line (a bad line is an error naming the file and line)."""
-    rows = []
+    rows, images = [], {}
     with open(path, encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
@@ -76,10 +87,36 @@ def read_samples(path: str) -> list[dict]:
             for k in ("keyframe_id", "image", "model", "comment"):
                 if not isinstance(r.get(k), str):
                     raise ValueError(f"{path}:{n}: field {k!r} missing or not a string")
+            _check_image(path, n, r["image"])
+            if images.setdefault(r["keyframe_id"], r["image"]) != r["image"]:
+                raise ValueError(f"{path}:{n}: key frame {r['keyframe_id']!r} names image {r['image']!r}, but an "
+                                 f"earlier line names {images[r['keyframe_id']]!r}; one image per key frame")
             rows.append(r)
     if not rows:
         raise ValueError(f"{path}: no samples")
     return rows
+
+
+def _check_image(samples_path: str, line: int, image: str) -> None:
+    """An image named by the samples file must be an image file inside the samples file's folder."""
+    base = os.path.realpath(os.path.dirname(os.path.abspath(samples_path)))
+    full = os.path.realpath(os.path.join(base, image))
+    if os.path.commonpath([base, full]) != base:
+        raise ValueError(f"{samples_path}:{line}: image {image!r} is outside {base}")
+    if not full.lower().endswith(IMAGE_SUFFIXES) or not os.path.isfile(full):
+        raise ValueError(f"{samples_path}:{line}: image {image!r} is not an image file "
+                         f"({', '.join(IMAGE_SUFFIXES)}) in {base}")
+
+
+def _item_token() -> str:
+    """A page's name for one of its comments: random, so it says nothing about the model behind it
+    (a letter first, so it is never mistaken for a number)."""
+    return "i" + secrets.token_hex(8)
+
+
+def _unwritable(e: Exception) -> "LabelError":
+    # A full disk or a database made read-only while serving: say so, as a 503.
+    return LabelError(503, f"the labels database cannot be written ({e}); tell the person running this study")
 
 
 class Store:
@@ -87,8 +124,23 @@ class Store:
 
     def __init__(self, path: str):
         self.path = path
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        folder = os.path.dirname(os.path.abspath(path))
+        if not os.path.isdir(folder):
+            raise FileNotFoundError(f"no workdir {folder}")
+        try:
+            with self._connect() as db:
+                db.executescript(SCHEMA)
+            # BEGIN IMMEDIATE takes the write lock: a database that cannot be written fails here, at start.
+            with self._tx() as db:
+                # Databases made before per-page item tokens: add them (the study's blinding).
+                if "token" not in [r[1] for r in db.execute("PRAGMA table_info(page_items)")]:
+                    db.execute("ALTER TABLE page_items ADD COLUMN token TEXT")
+                for page, item in db.execute("SELECT page_id, item_id FROM page_items WHERE token IS NULL").fetchall():
+                    db.execute("UPDATE page_items SET token = ? WHERE page_id = ? AND item_id = ?",
+                               (_item_token(), page, item))
+                db.execute("CREATE UNIQUE INDEX IF NOT EXISTS page_tokens ON page_items (page_id, token)")
+        except (sqlite3.OperationalError, LabelError) as e:
+            raise PermissionError(f"cannot write the labels database {path}: {e}") from None
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
@@ -104,12 +156,22 @@ class Store:
         class _T:
             def __enter__(self):
                 self.db = store._connect()
-                self.db.execute("BEGIN IMMEDIATE")
+                try:
+                    self.db.execute("BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as e:
+                    self.db.close()
+                    raise _unwritable(e) from e
                 return self.db
 
-            def __exit__(self, exc_type, *_):
-                self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-                self.db.close()
+            def __exit__(self, exc_type, exc, _tb):
+                try:
+                    self.db.execute("ROLLBACK" if exc_type else "COMMIT")
+                except sqlite3.OperationalError as e:
+                    exc = exc or e
+                finally:
+                    self.db.close()
+                if isinstance(exc, sqlite3.OperationalError):
+                    raise _unwritable(exc) from exc
 
         return _T()
 
@@ -152,6 +214,8 @@ class Store:
             db.execute("INSERT INTO raters (name, invite_hash, created) VALUES (?, ?, ?) "
                        "ON CONFLICT (name) DO UPDATE SET invite_hash = excluded.invite_hash",
                        (name, _hash(token), time.time()))
+            # A new invite replaces the old one and ends the rater's old sessions (a leaked link or cookie).
+            db.execute("DELETE FROM sessions WHERE rater_id = (SELECT id FROM raters WHERE name = ?)", (name,))
         return token
 
     def login(self, invite_token: str) -> tuple[str, str]:
@@ -169,10 +233,21 @@ class Store:
         """(rater id, name, CSRF token) of a session cookie."""
         if token:
             rows = self._read("SELECT r.id, r.name, s.csrf FROM sessions s JOIN raters r ON r.id = s.rater_id "
-                              "WHERE s.token_hash = ?", (_hash(token),))
+                              "WHERE s.token_hash = ? AND s.created > ?",
+                              (_hash(token), time.time() - SESSION_DAYS * 86400))
             if rows:
                 return rows[0]
         raise LabelError(401, "not logged in: open your invite link")
+
+    def revoke(self, name: str) -> int:
+        """Ends every session of a rater and voids an unused invite; returns the sessions ended."""
+        with self._tx() as db:
+            row = db.execute("SELECT id FROM raters WHERE name = ?", (name.strip(),)).fetchone()
+            if not row:
+                raise ValueError(f"no rater named {name!r}")
+            n = db.execute("DELETE FROM sessions WHERE rater_id = ?", (row[0],)).rowcount
+            db.execute("UPDATE raters SET invite_hash = NULL WHERE id = ?", (row[0],))
+        return n
 
     def logout(self, token: str) -> None:
         with self._tx() as db:
@@ -183,6 +258,9 @@ class Store:
                   seed: int | None = None) -> int:
         """The rater's unsubmitted page, or a new one: `frames` random key frames, each with
         `per_model` comments of every model and `human` human ones, shuffled."""
+        if frames < 1 or per_model < 0 or human < 0:
+            raise ValueError(f"a page needs frames >= 1, per_model >= 0, human >= 0 (got {frames}, {per_model}, "
+                             f"{human})")
         rng = random.Random(seed if seed is not None else secrets.randbits(64))
         with self._tx() as db:
             row = db.execute("SELECT id FROM pages WHERE rater_id = ? AND submitted IS NULL ORDER BY id LIMIT 1",
@@ -201,8 +279,11 @@ class Store:
                 for m, ids in sorted(by_frame[k].items()):
                     chosen += rng.sample(ids, min(human if m == "human" else per_model, len(ids)))
                 rng.shuffle(chosen)
-                rows += [(page, i, f, p) for p, i in enumerate(chosen)]
-            db.executemany("INSERT INTO page_items VALUES (?, ?, ?, ?)", rows)
+                # The page shows random per-page tokens, never item ids: ids follow the samples file's
+                # order (model by model), which would unblind the study.
+                rows += [(page, i, f, p, _item_token()) for p, i in enumerate(chosen)]
+            db.executemany("INSERT INTO page_items (page_id, item_id, frame_pos, pos, token) VALUES (?, ?, ?, ?, ?)",
+                           rows)
         return page
 
     def _own_page(self, db, rater_id: int, page_id: int) -> None:
@@ -215,7 +296,7 @@ class Store:
         db = self._connect()
         try:
             self._own_page(db, rater_id, page_id)
-            rows = db.execute("SELECT pi.frame_pos, pi.item_id, i.comment, i.keyframe_id, l.fake FROM page_items pi "
+            rows = db.execute("SELECT pi.frame_pos, pi.token, i.comment, i.keyframe_id, l.fake FROM page_items pi "
                               "JOIN items i ON i.id = pi.item_id LEFT JOIN labels l ON l.item_id = pi.item_id "
                               "AND l.rater_id = ? WHERE pi.page_id = ? ORDER BY pi.frame_pos, pi.pos",
                               (rater_id, page_id)).fetchall()
@@ -244,11 +325,13 @@ class Store:
             raise LabelError(404, "image not found")
         return path
 
-    def submit(self, rater_id: int, page_id: int, labels: dict[int, bool]) -> int:
-        """Labels for every comment of the page (fake or not). Re-submitting replaces them."""
+    def submit(self, rater_id: int, page_id: int, labels: dict[str, bool]) -> int:
+        """Labels for every comment of the page (fake or not), keyed by the page's item tokens.
+        Re-submitting replaces them."""
         with self._tx() as db:
             self._own_page(db, rater_id, page_id)
-            on_page = {r[0] for r in db.execute("SELECT item_id FROM page_items WHERE page_id = ?", (page_id,))}
+            item_of = dict(db.execute("SELECT token, item_id FROM page_items WHERE page_id = ?", (page_id,)))
+            on_page = set(item_of)
             if set(labels) != on_page:
                 extra, missing = set(labels) - on_page, on_page - set(labels)
                 raise LabelError(400, f"labels must cover exactly the {len(on_page)} comments of page {page_id}"
@@ -257,13 +340,15 @@ class Store:
             now = time.time()
             db.executemany("INSERT INTO labels VALUES (?, ?, ?, ?, ?) ON CONFLICT (rater_id, item_id) DO UPDATE SET "
                            "fake = excluded.fake, page_id = excluded.page_id, updated = excluded.updated",
-                           [(rater_id, i, page_id, int(f), now) for i, f in labels.items()])
+                           [(rater_id, item_of[t], page_id, int(f), now) for t, f in labels.items()])
             db.execute("UPDATE pages SET submitted = ? WHERE id = ?", (now, page_id))
         return len(labels)
 
     def labels_of(self, rater_id: int) -> list[dict]:
-        rows = self._read("SELECT item_id, page_id, fake FROM labels WHERE rater_id = ? ORDER BY item_id", (rater_id,))
-        return [{"item_id": i, "page_id": p, "fake": bool(f)} for i, p, f in rows]
+        rows = self._read("SELECT pi.token, l.page_id, l.fake FROM labels l JOIN page_items pi ON "
+                          "pi.page_id = l.page_id AND pi.item_id = l.item_id WHERE l.rater_id = ? ORDER BY pi.token",
+                          (rater_id,))
+        return [{"item_id": t, "page_id": p, "fake": bool(f)} for t, p, f in rows]
 
     # -- results ------------------------------------------------------------------------------
     def results(self) -> dict:

@@ -1,6 +1,12 @@
 "use strict";
 // Comment text is untrusted: it only ever reaches the page through textContent.
 let page = null;
+let dirty = false;   // clicks not yet submitted
+
+function setDirty(value) {
+  dirty = value;
+  document.getElementById("unsaved").hidden = !value;
+}
 
 function el(tag, cls) {
   const e = document.createElement(tag);
@@ -22,7 +28,8 @@ function updateCount() {
 
 function render(data) {
   page = data;
-  document.getElementById("who").textContent = "Rater: " + data.rater;
+  document.getElementById("who").textContent = "Rater: " + data.rater + " (" + data.frames.length + " frames)";
+  setDirty(false);
   const root = document.getElementById("frames");
   root.replaceChildren();
   data.frames.forEach((frame, f) => {
@@ -48,6 +55,7 @@ function render(data) {
       b.textContent = item.text;
       b.addEventListener("click", () => {
         b.setAttribute("aria-pressed", b.getAttribute("aria-pressed") === "true" ? "false" : "true");
+        setDirty(true);
         updateCount();
       });
       li.appendChild(b);
@@ -73,7 +81,11 @@ async function load() {
 
 async function submit() {
   const labels = Array.from(document.querySelectorAll("button.comment")).map(b => ({
-    item_id: Number(b.dataset.item), fake: b.getAttribute("aria-pressed") === "true"}));
+    item_id: b.dataset.item, fake: b.getAttribute("aria-pressed") === "true"}));
+  if (!labels.some(l => l.fake) &&
+      !confirm("You marked no comment as fake: every comment on this page counts as human-written. Submit?")) {
+    return;
+  }
   const button = document.getElementById("submit");
   button.disabled = true;
   status("saving…");
@@ -84,6 +96,7 @@ async function submit() {
       body: JSON.stringify({labels: labels})});
     const data = await r.json();
     if (!r.ok) throw new Error(data.error || ("HTTP " + r.status));
+    setDirty(false);
     status("Saved " + data.saved + " labels. Thank you!");
     document.getElementById("next").hidden = false;
   } catch (e) {
@@ -94,12 +107,18 @@ async function submit() {
 }
 
 async function logout() {
+  if (!confirm("Log out? Your invite link works only once: to come back you will need a new link from " +
+               "the person running this study." + (dirty ? " Your clicks on this page are not saved." : ""))) {
+    return;
+  }
   await fetch("/logout", {method: "POST", credentials: "same-origin",
                           headers: {"X-CSRF-Token": page ? page.csrf : ""}});
   location.href = "/";
 }
 
 document.getElementById("submit").addEventListener("click", submit);
+// Leaving or reloading the page loses unsubmitted clicks: ask first.
+window.addEventListener("beforeunload", e => { if (dirty) { e.preventDefault(); e.returnValue = ""; } });
 document.getElementById("next").addEventListener("click", load);
 document.getElementById("logout").addEventListener("click", logout);
 load();
