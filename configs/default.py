@@ -30,7 +30,8 @@ def data_config() -> ml_collections.ConfigDict:
         ),
         # The embedded default (ega_jax/data/controlled_world.py: WorldConfig).
         world=dict(
-            num_videos=16, seconds_per_video=30, fps=4,
+            num_videos=160,            # 160 x 30 s: ~120 test key frames, enough to separate models
+            seconds_per_video=30, fps=4,
             size=96,                   # rendered frames are size x size
             scene_seconds=(4, 9),      # a scene lasts this many seconds (inclusive range)
             comments_per_second=8.0,

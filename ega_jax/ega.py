@@ -44,6 +44,9 @@ class GAN:
     penalty: str            # "clip" | "gp"
     clip: float
     gp_weight: float
+    # Matching-aware critic (Reed et al. 2016, GAN-CLS): this share of the critic's "fake" side is real
+    # comment latents paired with another frame's h_v, so the critic must check the pair, not h_s alone.
+    mismatch: float = 0.0
 
     def init(self, rng, latent_v: int, latent_s: int) -> GANState:
         g_rng, d_rng = jax.random.split(rng)
@@ -65,13 +68,19 @@ def make_gan(cfg, opt_cfg, latent_s: int) -> GAN:
         raise ConfigError(f"gan.penalty={cfg.penalty!r}; use clip (weight clipping) or gp (gradient penalty)")
     return GAN(Generator(latent_s, tuple(cfg.g_hidden), cfg.leak), Critic(tuple(cfg.d_hidden), cfg.leak),
                make_optimizer(opt_cfg), make_optimizer(opt_cfg), cfg.noise_dim, cfg.n_critic,
-               cfg.penalty, cfg.clip, cfg.gp_weight)
+               cfg.penalty, cfg.clip, cfg.gp_weight, cfg.get("mismatch", 0.0))
 
 
 def critic_loss(gan: GAN, d_params, h_v, real, fake, rng):
-    """-(E[D(h_s|h_v)] - E[D(G(tau|h_v)|h_v)]): the critic maximises the Wasserstein estimate."""
+    """-(E[D(h_s|h_v)] - E[D(G(tau|h_v)|h_v)]): the critic maximises the Wasserstein estimate. With
+    gan.mismatch = m, the fake side is (1 - m) generated pairs and m real latents under another row's
+    h_v (the batch rolled by one: random pairs, so almost always another frame)."""
     d = lambda hs: gan.critic.apply({"params": d_params}, h_v, hs)
-    w = jnp.mean(d(real)) - jnp.mean(d(fake))
+    fake_score = jnp.mean(d(fake))
+    if gan.mismatch:
+        wrong = gan.critic.apply({"params": d_params}, jnp.roll(h_v, 1, axis=0), real)
+        fake_score = (1 - gan.mismatch) * fake_score + gan.mismatch * jnp.mean(wrong)
+    w = jnp.mean(d(real)) - fake_score
     loss = -w
     if gan.penalty == "gp":
         loss = loss + gan.gp_weight * losses.gradient_penalty(d, real, fake, rng)

@@ -37,6 +37,8 @@ from ega_jax.label.store import db_path, recall_by_model
 
 COLUMNS = ("human_recall", "bleu4", "fluency", "diversity", "R@1", "R@5", "R@10", "MR", "MRR", "relation",
            "novelty", "empty")
+CONTEXT_SECONDS = 10.0      # a test frame's ranking context: its video's other comments within this many seconds
+BOOTSTRAP = 1000            # resamples of the test frames behind every interval
 
 
 def discover(workdir: str) -> list[tuple[str, str]]:
@@ -59,10 +61,10 @@ def discover(workdir: str) -> list[tuple[str, str]]:
 
 
 def human_recall(workdir: str) -> dict:
-    """{model: recall} from the labelling app's database in workdir, if there is one."""
+    """{model: {recall, ci_low, ci_high, ...}} from the labelling app's database in workdir, if there is one."""
     if not os.path.exists(db_path(workdir)):
         return {}
-    return {m: r["recall"] for m, r in recall_by_model(workdir).items()}
+    return recall_by_model(workdir)
 
 
 @dataclasses.dataclass
@@ -79,6 +81,7 @@ class EvalSetup:
     cand_images: np.ndarray
     cand_texts: list[str]
     lexicons: dict | None            # controlled world: scene -> phrases (relation), else None
+    draws: np.ndarray                # (BOOTSTRAP, frames) resampled frame indices, shared by every model
     num_per_frame: int
     seed: int
     num_refs: int
@@ -93,7 +96,8 @@ def prepare(found: list[tuple[str, str]], num_per_frame: int, seed: int, num_ref
             raise runs.ConfigError(f"models trained on different datasets: {found[0][1]} on {data_dir}, {p} on {d}")
     test = sorted(records.read_records(records.find_shards(data_dir, "test")),
                   key=lambda r: (r["video_id"], r["keyframe_second"]))
-    train_comments = [c for r in records.read_records(records.find_shards(data_dir, "train")) for c in r["comments"]]
+    train = records.read_records(records.find_shards(data_dir, "train"))
+    train_comments = [c for r in train for c in r["comments"]]
     images = np.stack([r["image"] for r in test])
     rng = np.random.default_rng(seed)
     refs, held_out = [], []
@@ -101,24 +105,72 @@ def prepare(found: list[tuple[str, str]], num_per_frame: int, seed: int, num_ref
         order = rng.permutation(len(r["comments"]))
         refs.append([r["comments"][i] for i in order[:num_refs]])
         held_out.append([r["comments"][i] for i in order[num_refs:num_refs + num_per_frame]])
-    cands = metrics.build_candidates([r["comments"] for r in test], train_comments, seed=seed)
+    cands = metrics.build_candidates([r["comments"] for r in test], ranking_contexts(test, train + test), train_comments,
+                                     seed=seed)
     # Every model scores the same (frame, candidate) rows.
     cand_images = images[np.asarray([f for f, c in enumerate(cands) for _ in c["candidates"]], int)]
     cand_texts = [t for c in cands for t in c["candidates"]]
     lexicons = world_recipes.LEXICONS if all(r["scene"] for r in test) else None
     return EvalSetup(data_dir, test, images, refs, held_out, metrics.train_ngrams(train_comments), set(train_comments),
-                     cands, cand_images, cand_texts, lexicons, num_per_frame, seed, num_refs)
+                     cands, cand_images, cand_texts, lexicons, metrics.bootstrap_resamples(len(test), BOOTSTRAP, seed),
+                     num_per_frame, seed, num_refs)
+
+
+def ranking_contexts(frames: list[dict], everything: list[dict], seconds: float = CONTEXT_SECONDS) -> list[list[str]]:
+    """Per test frame, the comments around its moment in its video (LiveBot's context): every other key
+    frame's comments of that video sent within `seconds` of the frame's second."""
+    by_video: dict[str, list[dict]] = {}
+    for r in everything:
+        by_video.setdefault(r["video_id"], []).append(r)
+    out = []
+    for f in frames:
+        t = f["keyframe_second"]
+        out.append([c for r in by_video[f["video_id"]] if r["keyframe_second"] != t
+                    for c, s in zip(r["comments"], r["comment_seconds"]) if abs(s - t) <= seconds])
+    return out
+
+
+def _with_interval(out: dict, name: str, num, den, draws) -> None:
+    out[name], out[name + "_lo"], out[name + "_hi"] = metrics.ratio_interval(num, den, draws)
 
 
 def text_metrics(setup: EvalSetup, per_frame: list[list[str]]) -> dict:
-    flat = [c for cs in per_frame for c in cs]
-    out = {"bleu4": metrics.char_bleu4(flat, [setup.refs[i] for i, cs in enumerate(per_frame) for _ in cs]),
-           "fluency": metrics.fluency(flat, setup.vocabulary), "diversity": metrics.diversity(per_frame),
-           "novelty": sum(c not in setup.train_set for c in flat) / len(flat) if flat else float("nan"),
-           "empty": sum(not c for c in flat) / len(flat) if flat else float("nan")}
+    """BLEU-4, Fluency, Diversity, novelty, empty (and relation): each a sum over frames of a per-frame
+    numerator over a per-frame denominator, so the bootstrap over frames gives its interval."""
+    bleu = [metrics.char_bleu4_each(cs, [setup.refs[i]] * len(cs)) for i, cs in enumerate(per_frame)]
+    counts = [len(cs) for cs in per_frame]
+    out: dict = {}
+    _with_interval(out, "bleu4", [sum(b) for b in bleu], counts, setup.draws)
+    _with_interval(out, "fluency", [sum(metrics.fluency_of(c, setup.vocabulary) for c in cs) for cs in per_frame],
+                   counts, setup.draws)
+    div = [metrics.diversity_of(cs) if len(cs) >= 2 else float("nan") for cs in per_frame]
+    _with_interval(out, "diversity", [0.0 if np.isnan(d) else d for d in div], [0 if np.isnan(d) else 1 for d in div],
+                   setup.draws)
+    _with_interval(out, "novelty", [sum(c not in setup.train_set for c in cs) for cs in per_frame], counts, setup.draws)
+    _with_interval(out, "empty", [sum(not c for c in cs) for cs in per_frame], counts, setup.draws)
     if setup.lexicons:
         rel = metrics.relation([(r["scene"], cs) for r, cs in zip(setup.test, per_frame)], setup.lexicons)
-        out["relation"], out["_relation"] = rel["relation"], rel
+        each = [metrics.relation([(r["scene"], cs)], setup.lexicons) for r, cs in zip(setup.test, per_frame)]
+        _with_interval(out, "relation", [e["relation"] * e["mentioning"] for e in each],
+                       [e["mentioning"] for e in each], setup.draws)
+        out["relation"] = rel["relation"]          # 0.0 (not nan) when no comment names a scene
+        out["_relation"] = rel
+    return out
+
+
+def ranking(setup: EvalSetup, scores) -> dict:
+    """LiveBot's R@1/5/10, MR and MRR (one rank per test frame: its best-ranked ground truth), with intervals."""
+    ranks, k = [], 0
+    for c in setup.cands:
+        n = len(c["candidates"])
+        ranks.append(metrics.frame_rank(list(scores[k:k + n]), c["truth"]))
+        k += n
+    have = [r is not None for r in ranks]
+    ranks = [r or 1 for r in ranks]               # frames without ground truth count nowhere (den 0)
+    out: dict = {}
+    for name, per in (("R@1", [r <= 1 for r in ranks]), ("R@5", [r <= 5 for r in ranks]),
+                      ("R@10", [r <= 10 for r in ranks]), ("MR", ranks), ("MRR", [1 / r for r in ranks])):
+        _with_interval(out, name, [float(v) * h for v, h in zip(per, have)], [float(h) for h in have], setup.draws)
     return out
 
 
@@ -132,12 +184,7 @@ def score_model(setup: EvalSetup, name: str, path: str, strategy: str = "", log=
                                temperature=g.temperature, top_k=g.top_k, beam_size=g.beam_size)
     row = {"model": name, "workdir": path, "strategy": strat, **text_metrics(setup, per_frame)}
     scores = model.log_prob(setup.cand_images, setup.cand_texts, jax.random.PRNGKey(setup.seed + 1))
-    ranks, k = [], 0
-    for c in setup.cands:
-        n = len(c["candidates"])
-        ranks += metrics.frame_ranks(list(scores[k:k + n]), c["truth"])
-        k += n
-    row.update(metrics.ranking_metrics(ranks))
+    row.update(ranking(setup, scores))
     log(f"  {zoo.DISPLAY[name]} ({path}, {strat}): " + " ".join(f"{c} {reports.fmt(row.get(c))}" for c in COLUMNS
                                                                   if c in row) + f"  [{time.time() - t0:.0f}s]")
     return row, per_frame
@@ -152,8 +199,12 @@ def write_reports(setup: EvalSetup, rows: list[dict], generated: dict, out_dir: 
     caption = (f"{len(setup.test)} test key frames, {setup.num_per_frame} comments per frame per model, seed "
                f"{setup.seed}; BLEU-4 against {setup.num_refs} random human comments of the frame; ranking of "
                f"{len(setup.cands[0]['candidates']) if setup.cands else 0} candidates per frame "
-               f"(≤5 ground truth, 20 plausible, 20 popular, random)"
-               + (f"; relation chance {1 / len(lex):.3f}." if lex else "."))
+               f"(≤5 ground truth; negatives: 20 most similar to the frame's context, the comments within "
+               f"{CONTEXT_SECONDS:g} s of it in its video, 20 popular, random; none a near-duplicate of a "
+               f"ground truth), one rank per frame (its best ground truth)"
+               + (f"; relation chance {1 / len(lex):.3f}" if lex else "")
+               + f". [lo, hi]: 95% bootstrap interval over the {len(setup.test)} test frames ({BOOTSTRAP} resamples, "
+               "the same for every model); Human Recall: Wilson interval over labels.")
     md = reports.write_table1(out_dir, setup.data_dir, caption, rows, columns, zoo.DISPLAY)
     if lex:
         reports.write_confusion(os.path.join(out_dir, "confusion.md"), rows, sorted(lex), zoo.DISPLAY)
@@ -192,7 +243,8 @@ def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str
     recall = human_recall(workdir)
     for row in rows:
         if row["model"] in recall:
-            row["human_recall"] = recall[row["model"]]
+            r = recall[row["model"]]
+            row["human_recall"], row["human_recall_lo"], row["human_recall_hi"] = r["recall"], r["ci_low"], r["ci_high"]
     out_dir = os.path.join(workdir, out)
     if jax.process_index() > 0:          # a multi-host job: process 0 writes the reports
         return rows

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import collections
+import math
 import random
+import re
+import unicodedata
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -99,21 +102,40 @@ def char_bleu4(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -
     1/2^k instead of 0; effective_order, so a comment shorter than 4 characters is scored on the
     orders it has: danmaku like "哈哈" are common). references[i] are hypothesis i's references
     (3 in the paper). An empty hypothesis scores 0."""
+    scores = char_bleu4_each(hypotheses, references)
+    return sum(scores) / len(scores) if scores else float("nan")
+
+
+def char_bleu4_each(hypotheses: Sequence[str], references: Sequence[Sequence[str]]) -> list[float]:
+    """The sentence-level character BLEU-4 of each hypothesis (see char_bleu4), in [0, 1]."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets")
-    if not hypotheses:
-        return float("nan")
     bleu = BLEU(tokenize="char", smooth_method="exp", effective_order=True)
-    return sum(bleu.sentence_score(h, list(r)).score for h, r in zip(hypotheses, references)) / 100 / len(hypotheses)
+    return [bleu.sentence_score(h, list(r)).score / 100 for h, r in zip(hypotheses, references)]
+
+
+def _finite(score: float) -> float:
+    """A NaN score ranks last, never first."""
+    return -math.inf if math.isnan(score) else score
 
 
 def rank_of(score: float, negatives: Sequence[float]) -> int:
-    """1 + the number of negatives scoring at least as high (ties count against the model)."""
-    return 1 + sum(1 for s in negatives if s >= score)
+    """1 + the number of negatives scoring at least as high (ties and NaN count against the model)."""
+    score = _finite(float(score))
+    return 1 + sum(1 for s in negatives if _finite(float(s)) >= score)
+
+
+def frame_rank(scores: Sequence[float], truth: Sequence[bool]) -> int | None:
+    """LiveBot's rank for one test frame: the rank of its best-ranked ground truth among the negatives
+    (None for a frame without ground truth)."""
+    truths = [_finite(float(s)) for s, t in zip(scores, truth) if t]
+    if not truths:
+        return None
+    return rank_of(max(truths), [s for s, t in zip(scores, truth) if not t])
 
 
 def ranking_metrics(ranks: Sequence[int]) -> dict:
-    """Recall@1/5/10, mean rank and mean reciprocal rank of the ground-truth comments."""
+    """Recall@1/5/10, mean rank and mean reciprocal rank over test frames (one rank per frame)."""
     n = len(ranks)
     if not n:
         return {k: float("nan") for k in ("R@1", "R@5", "R@10", "MR", "MRR")}
@@ -121,18 +143,37 @@ def ranking_metrics(ranks: Sequence[int]) -> dict:
             "R@10": sum(r <= 10 for r in ranks) / n, "MR": sum(ranks) / n, "MRR": sum(1 / r for r in ranks) / n}
 
 
-def build_candidates(frames_comments: Sequence[Sequence[str]], pool: Sequence[str], seed: int = 0, total: int = 100,
-                     n_truth: int = 5, n_plausible: int = 20, n_popular: int = 20) -> list[dict]:
+def normalise_comment(text: str) -> str:
+    """What is left of a comment for near-duplicate checks: NFKC, lower case, letters and digits only
+    (CJK included), runs of one character cut to two (哈哈哈哈 -> 哈哈)."""
+    t = "".join(c for c in unicodedata.normalize("NFKC", text).lower() if c.isalnum())
+    return re.sub(r"(.)\1{2,}", r"\1\1", t)
+
+
+def near_duplicate(a: str, b: str, cover: float = 0.6) -> bool:
+    """Whether two comments say the same after normalisation: equal, or the shorter (2+ characters)
+    inside the longer and covering at least `cover` of it (小心别烧着了 / 哇小心别烧着了!)."""
+    na, nb = normalise_comment(a), normalise_comment(b)
+    if na == nb:
+        return True
+    short, long_ = sorted((na, nb), key=len)
+    return len(short) >= 2 and short in long_ and len(short) >= cover * len(long_)
+
+
+def build_candidates(frames_comments: Sequence[Sequence[str]], contexts: Sequence[Sequence[str]], pool: Sequence[str],
+                     seed: int = 0, total: int = 100, n_truth: int = 5, n_plausible: int = 20,
+                     n_popular: int = 20) -> list[dict]:
     """LiveBot's ranking candidates (Ma et al. 2019) for each test key frame.
 
-    frames_comments[f]: the human comments of test frame f; pool: the comments negatives come
-    from (the training set's, with repeats: repeats make a comment popular). For each frame:
-    up to n_truth of its own comments (the ground truth), then, never a comment of that frame,
-    the n_plausible pool comments most similar to its ground truth (cosine of character 1-2-gram
-    TF-IDF against their mean; only those sharing some n-gram), the n_popular most frequent pool comments, and random pool
-    comments up to `total`. Returns {"candidates", "kinds", "truth": bool mask} per frame.
+    frames_comments[f]: the human comments of test frame f; contexts[f]: the other comments around
+    that moment of the same video (never f's own); pool: the comments negatives come from (the
+    training set's, with repeats: repeats make a comment popular). For each frame: up to n_truth of
+    its own comments (the ground truth), then negatives: the n_plausible pool comments most similar
+    to the frame's *context* (cosine of character 1-2-gram TF-IDF against the context's mean; never
+    chosen by similarity to the ground truth), the n_popular most frequent pool comments, and random
+    pool comments up to `total`. No negative is one of the frame's own comments or a near-duplicate
+    of a ground truth (``near_duplicate``). Returns {"candidates", "kinds", "truth": bool mask} per frame.
     """
-
     counts = collections.Counter(c for c in pool if c)
     unique = sorted(counts)
     by_popularity = sorted(unique, key=lambda c: (-counts[c], c))
@@ -140,37 +181,69 @@ def build_candidates(frames_comments: Sequence[Sequence[str]], pool: Sequence[st
     pool_vecs = vectorizer.transform(unique)
     rng = random.Random(seed)
     out = []
-    for comments in frames_comments:
+    for comments, context in zip(frames_comments, contexts):
         own = sorted(set(comments))
         truth = rng.sample(own, min(n_truth, len(own)))
         taken = set(own)
         chosen: list[tuple[str, str]] = [(c, "truth") for c in truth]
-        if truth:
-            query = np.asarray(vectorizer.transform(truth).mean(axis=0))
+
+        def usable(c):   # never the frame's own comment, nor a near-duplicate of a ground truth
+            return c not in taken and not any(near_duplicate(c, t) for t in truth)
+
+        context = [c for c in context if c]
+        if context:
+            query = np.asarray(vectorizer.transform(context).mean(axis=0))
             sims = np.asarray(pool_vecs @ query.T).ravel()
+            n = 0
             for i in np.argsort(-sims, kind="stable"):
-                if sum(k == "plausible" for _, k in chosen) >= n_plausible:
+                if n >= n_plausible or sims[i] <= 0:     # nothing in common: left to the random draw
                     break
-                if sims[i] <= 0:           # nothing in common: not plausible, left to the random draw
-                    break
-                if unique[i] not in taken:
+                if usable(unique[i]):
                     chosen.append((unique[i], "plausible"))
                     taken.add(unique[i])
+                    n += 1
+        n = 0
         for c in by_popularity:
-            if sum(k == "popular" for _, k in chosen) >= n_popular:
+            if n >= n_popular:
                 break
-            if c not in taken:
+            if usable(c):
                 chosen.append((c, "popular"))
                 taken.add(c)
+                n += 1
         rest = [c for c in unique if c not in taken]
-        chosen += [(c, "random") for c in rng.sample(rest, min(len(rest), max(0, total - len(chosen))))]
+        rng.shuffle(rest)
+        need = max(0, total - len(chosen))
+        for c in rest:
+            if need == 0:
+                break
+            if usable(c):
+                chosen.append((c, "random"))
+                taken.add(c)
+                need -= 1
         out.append({"candidates": [c for c, _ in chosen], "kinds": [k for _, k in chosen],
                     "truth": [k == "truth" for _, k in chosen]})
     return out
 
 
-def frame_ranks(scores: Sequence[float], truth: Sequence[bool]) -> list[int]:
-    """The rank of each ground-truth candidate among itself and the negatives (the other ground
-    truths are left out, so every ground truth can reach rank 1)."""
-    negatives = [s for s, t in zip(scores, truth) if not t]
-    return [rank_of(s, negatives) for s, t in zip(scores, truth) if t]
+# ---------------------------------------------------------------------------------------------
+# Intervals: a bootstrap over test frames
+
+
+def bootstrap_resamples(n_frames: int, resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """(resamples, n_frames) frame indices drawn with replacement; the same draws serve every model
+    and metric, so intervals of different models are comparable."""
+    return np.random.default_rng(seed).integers(n_frames, size=(resamples, n_frames))
+
+
+def ratio_interval(num: Sequence[float], den: Sequence[float], draws: np.ndarray,
+                   level: float = 0.95) -> tuple[float, float, float]:
+    """A metric that is sum(num) / sum(den) over frames (a mean over comments, over frames, a share):
+    its value and the percentile bootstrap interval over frames."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    value = num.sum() / den.sum() if den.sum() else float("nan")
+    n, d = num[draws].sum(axis=1), den[draws].sum(axis=1)
+    boot = n[d > 0] / d[d > 0]
+    if not len(boot):
+        return value, float("nan"), float("nan")
+    lo, hi = np.percentile(boot, [50 * (1 - level), 50 * (1 + level)])
+    return value, float(lo), float(hi)

@@ -183,8 +183,14 @@ def write_table1(out_dir: str, data_dir: str, caption: str, rows: list[dict], co
     header = ["model"] + columns
     md = ["# Table 1 on " + data_dir, "", caption, "",
           "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+
+    def cell(row, c):
+        if row.get(c + "_lo") is None or np.isnan(row[c + "_lo"]):
+            return fmt(row.get(c))
+        return f"{fmt(row.get(c))} [{fmt(row[c + '_lo'])}, {fmt(row[c + '_hi'])}]"
+
     for row in rows:
-        md.append("| " + " | ".join([display.get(row["model"], row["model"])] + [fmt(row.get(c)) for c in columns])
+        md.append("| " + " | ".join([display.get(row["model"], row["model"])] + [cell(row, c) for c in columns])
                   + " |")
     md += ["", "novelty: share of generated comments not found verbatim in the training set; empty: share of "
            "empty comments. The Human row scores held-out human comments of the same frames (no ranking).", ""]
@@ -192,9 +198,9 @@ def write_table1(out_dir: str, data_dir: str, caption: str, rows: list[dict], co
         f.write("\n".join(md))
     with open(os.path.join(out_dir, "table1.csv"), "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
-        w.writerow(header)
+        w.writerow(["model"] + [f"{c}{s}" for c in columns for s in ("", "_lo", "_hi")])
         for row in rows:
-            w.writerow([row["model"]] + [row.get(c, "") for c in columns])
+            w.writerow([row["model"]] + [row.get(f"{c}{s}", "") for c in columns for s in ("", "_lo", "_hi")])
     return md
 
 

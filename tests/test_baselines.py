@@ -192,9 +192,13 @@ def test_table1_trains_every_model_and_writes_the_table(table1):
     for x in rows[:4]:
         assert 1.0 <= float(x["MR"]) <= 100 and 0 < float(x["MRR"]) <= 1
         assert float(x["R@1"]) <= float(x["R@5"]) <= float(x["R@10"])
+        # Every figure comes with its bootstrap interval over the test frames.
+        for col in ("bleu4", "fluency", "diversity", "R@1", "MRR", "relation"):
+            assert float(x[col + "_lo"]) <= float(x[col]) <= float(x[col + "_hi"]), (x["model"], col)
     assert rows[4]["MR"] == ""                                   # humans are not ranked
     md = (w / "evaluation" / "table1.md").read_text()
     assert "| E-GA |" in md and "| Simple-GAN |" in md and "| Human (held-out) |" in md
+    assert "95% bootstrap interval" in md and md.count(" [") > 20
     from PIL import Image
     im = Image.open(w / "evaluation" / "case_study.png")
     assert im.width > 600 and im.height > 300

@@ -220,7 +220,7 @@ def test_results_cli_prints_recall_and_writes_csv(tmp_path):
     assert got == {"cvae": 0.0, "ega": 1.0, "encdec": 1.0, "human": 1.0, "simple_gan": 1.0}
     # evaluate's Table 1 reads the same numbers
     from ega_jax import evaluate
-    assert evaluate.human_recall(str(tmp_path))["cvae"] == 0.0
+    assert evaluate.human_recall(str(tmp_path))["cvae"]["recall"] == 0.0
     inv = subprocess.run([sys.executable, "-m", "ega_jax.label", "invite", f"--workdir={tmp_path}", "bob"],
                          capture_output=True, text=True, cwd=REPO, timeout=120)
     assert inv.returncode == 0 and inv.stdout.startswith("http://127.0.0.1:8000/invite/")

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 
 from ega_jax import metrics
@@ -65,9 +66,13 @@ def test_char_bleu4_by_hand():
 
 
 def test_ranks_and_ranking_metrics():
-    # negatives score 3 and 1; both ground truths beat them
-    assert metrics.frame_ranks([5, 3, 4, 1], [True, False, True, False]) == [1, 1]
-    assert metrics.frame_ranks([2, 5, 2, 1], [True, False, False, False]) == [3]   # a tie counts against
+    # One rank per frame: its best ground truth (4) against the negatives (3 and 1).
+    assert metrics.frame_rank([5, 3, 4, 1], [True, False, True, False]) == 1
+    assert metrics.frame_rank([2, 5, 2, 1], [True, False, False, False]) == 3      # a tie counts against
+    assert metrics.frame_rank([1, 2], [False, False]) is None
+    nan = float("nan")
+    assert metrics.frame_rank([nan, 1, 2], [True, False, False]) == 3              # NaN ranks last, never first
+    assert metrics.frame_rank([1, nan, 0], [True, False, False]) == 1
     m = metrics.ranking_metrics([1, 2, 6, 11])
     assert m == pytest.approx({"R@1": 0.25, "R@5": 0.5, "R@10": 0.75, "MR": 5.0,
                                "MRR": (1 + 1 / 2 + 1 / 6 + 1 / 11) / 4})
@@ -76,41 +81,133 @@ def test_ranks_and_ranking_metrics():
 
 def _world():
     frames = [["下雪了", "好冷啊", "雪好大", "冬天来了", "下雪了"], ["海边真美", "想去海边", "浪好大"]]
-    pool = (["233"] * 9 + ["哈哈哈"] * 7 + ["前方高能"] * 5 + ["下雪好美啊"] * 1 + ["下雪了吗"] * 1 +
-            [f"随机{i}" for i in range(200)] + ["海边的浪"] + ["浪好大"])    # 浪好大 is frame 1's own
-    return frames, pool
+    # The context of a frame: the comments around its moment, not its own.
+    contexts = [["下雪啦", "好大的雪"], ["海浪声", "海边"]]
+    pool = (["233"] * 9 + ["哈哈哈"] * 7 + ["前方高能"] * 5 + ["下雪好美啊"] * 1 + ["下雪啦啦"] * 1 +
+            [f"随机{i}" for i in range(200)] + ["海边的浪"] + ["浪好大"] + ["哇下雪了!"] + ["雪好大啊"])
+    return frames, contexts, pool
 
 
 def test_candidates_follow_the_livebot_recipe():
-    frames, pool = _world()
-    cands = metrics.build_candidates(frames, pool, seed=0, total=40, n_truth=3, n_plausible=5, n_popular=3)
+    frames, contexts, pool = _world()
+    cands = metrics.build_candidates(frames, contexts, pool, seed=0, total=40, n_truth=3, n_plausible=5, n_popular=3)
     for own, c in zip(frames, cands):
         cs, kinds = c["candidates"], c["kinds"]
         assert len(cs) == 40 and len(set(cs)) == 40                        # no repeats
         truth = [x for x, t in zip(cs, c["truth"]) if t]
         assert len(truth) == 3 and set(truth) <= set(own)
-        assert not set(x for x, t in zip(cs, c["truth"]) if not t) & set(own)  # a negative is never its own
-        plausible = [x for x, k in zip(cs, kinds) if k == "plausible"]
-        # Plausible: at most 5, and each shares a character with the ground truth.
-        assert 1 <= len(plausible) <= 5 and all(set(x) & set("".join(truth)) for x in plausible)
-        popular = [x for x in ["233", "哈哈哈", "前方高能", "下雪好美啊"] if x not in plausible][:3]
+        negatives = [x for x, t in zip(cs, c["truth"]) if not t]
+        # A negative is never the frame's own comment nor a near-duplicate of a ground truth.
+        assert not set(negatives) & set(own)
+        assert not any(metrics.near_duplicate(x, t) for x in negatives for t in truth)
+        popular = [x for x in ["233", "哈哈哈", "前方高能"]]
         assert [x for x, k in zip(cs, kinds) if k == "popular"] == popular
-        assert kinds == ["truth"] * 3 + ["plausible"] * len(plausible) + ["popular"] * 3 + ["random"] * (
-            34 - len(plausible))
-    # Snow comments are the most similar negatives of the snow frame, the sea one of the sea frame.
-    plaus0 = [x for x, k in zip(cands[0]["candidates"], cands[0]["kinds"]) if k == "plausible"]
-    assert {"下雪好美啊", "下雪了吗"} <= set(plaus0)
-    plaus1 = [x for x, k in zip(cands[1]["candidates"], cands[1]["kinds"]) if k == "plausible"]
-    assert "海边的浪" in plaus1
+        n_plaus = sum(k == "plausible" for k in kinds)
+        assert kinds == ["truth"] * 3 + ["plausible"] * n_plaus + ["popular"] * 3 + ["random"] * (34 - n_plaus)
+    truth0 = [x for x, t in zip(cands[0]["candidates"], cands[0]["truth"]) if t]
+    for dup, of in (("哇下雪了!", "下雪了"), ("雪好大啊", "雪好大")):
+        assert (dup in cands[0]["candidates"]) == (of not in truth0)
+    assert "浪好大" not in cands[1]["candidates"][3:]
+    # Plausible negatives follow the context, not the ground truth: swap the contexts and they swap.
+    plaus = lambda cc, f: [x for x, k in zip(cc[f]["candidates"], cc[f]["kinds"]) if k == "plausible"]
+    assert {"下雪好美啊", "下雪啦啦"} <= set(plaus(cands, 0)) and "海边的浪" in plaus(cands, 1)
+    swapped = metrics.build_candidates(frames, contexts[::-1], pool, seed=0, total=40, n_truth=3, n_plausible=5,
+                                       n_popular=3)
+    assert "海边的浪" in plaus(swapped, 0) and "下雪好美啊" in plaus(swapped, 1)
     # Deterministic for a seed; the random part changes with it.
-    again = metrics.build_candidates(frames, pool, seed=0, total=40, n_truth=3, n_plausible=5, n_popular=3)
+    again = metrics.build_candidates(frames, contexts, pool, seed=0, total=40, n_truth=3, n_plausible=5, n_popular=3)
     assert again == cands
-    other = metrics.build_candidates(frames, pool, seed=1, total=40, n_truth=3, n_plausible=5, n_popular=3)
+    other = metrics.build_candidates(frames, contexts, pool, seed=1, total=40, n_truth=3, n_plausible=5, n_popular=3)
     assert other != cands
 
 
 def test_candidates_with_a_small_pool_and_few_comments():
-    cands = metrics.build_candidates([["只有一条"], []], ["a", "b", "只有一条"], total=100)
+    cands = metrics.build_candidates([["只有一条"], []], [[], []], ["a", "b", "只有一条"], total=100)
     assert cands[0]["candidates"][0] == "只有一条" and cands[0]["truth"] == [True, False, False]
     assert sorted(cands[0]["candidates"][1:]) == ["a", "b"]
     assert not any(cands[1]["truth"]) and sorted(cands[1]["candidates"]) == ["a", "b", "只有一条"]
+
+
+def test_near_duplicates():
+    assert metrics.near_duplicate("小心别烧着了", "哇小心别烧着了!")
+    assert metrics.near_duplicate("哈哈哈哈哈哈", "哈哈哈")                      # runs are cut to two
+    assert metrics.near_duplicate("ＡＢＣ ｄｅｆ", "abcdef")                     # NFKC, case, spaces
+    assert not metrics.near_duplicate("好冷啊", "下雪了")
+    assert not metrics.near_duplicate("雪", "下雪了好冷啊")                       # too short to cover it
+
+
+def _scores_rank(cands, scorer, rng):
+    return [metrics.frame_rank([scorer(c, k, t, rng) for c, k, t in zip(cc["candidates"], cc["kinds"], cc["truth"])],
+                               cc["truth"]) for cc in cands]
+
+
+def test_an_oracle_scorer_ranks_first_and_a_random_one_at_chance():
+    rng = np.random.default_rng(0)
+    pool = [f"评论{i}" for i in range(400)]
+    frames = [[f"帧{f}的第{k}条" for k in range(8)] for f in range(600)]
+    cands = metrics.build_candidates(frames, [[] for _ in frames], pool, seed=0)
+    assert all(len(c["candidates"]) == 100 and sum(c["truth"]) == 5 for c in cands)
+    oracle = _scores_rank(cands, lambda c, k, t, r: float(t), rng)
+    assert metrics.ranking_metrics(oracle)["R@1"] == 1.0 and metrics.ranking_metrics(oracle)["MRR"] == 1.0
+    rand = metrics.ranking_metrics(_scores_rank(cands, lambda c, k, t, r: r.random(), rng))
+    # Best of 5 ground truths among 95 negatives: P(rank <= k) = 1 - C(95, k) / C(100, k).
+    for k in (1, 5, 10):
+        closed = 1 - math.comb(95, k) / math.comb(100, k)
+        assert rand[f"R@{k}"] == pytest.approx(closed, abs=3.5 * math.sqrt(closed * (1 - closed) / 600))
+    # With one ground truth per frame, R@k = k / 100.
+    one = metrics.build_candidates(frames, [[] for _ in frames], pool, seed=0, n_truth=1)
+    r1 = metrics.ranking_metrics(_scores_rank(one, lambda c, k, t, r: r.random(), rng))
+    for k in (5, 10):
+        assert r1[f"R@{k}"] == pytest.approx(k / 100, abs=3.5 * math.sqrt(k / 100 * (1 - k / 100) / 600))
+
+
+def test_bootstrap_interval_of_a_share_matches_the_normal_approximation():
+    rng = np.random.default_rng(1)
+    hits = (rng.random(400) < 0.3).astype(float)
+    value, lo, hi = metrics.ratio_interval(hits, np.ones(400), metrics.bootstrap_resamples(400, 2000, seed=2))
+    half = 1.96 * math.sqrt(value * (1 - value) / 400)
+    assert value == hits.mean() and lo < value < hi
+    assert lo == pytest.approx(value - half, abs=0.01) and hi == pytest.approx(value + half, abs=0.01)
+    # A ratio of sums: frames weigh by their denominators (a mean over comments, not over frames).
+    v, _, _ = metrics.ratio_interval([3, 1], [3, 1], metrics.bootstrap_resamples(2, 10))
+    assert v == 1.0 and metrics.ratio_interval([1, 0], [1, 3], metrics.bootstrap_resamples(2, 10))[0] == 0.25
+
+
+@pytest.fixture(scope="module")
+def default_world(tmp_path_factory):
+    """The embedded default dataset (configs/default.py's world), built once for this module."""
+    from configs import default
+    from ega_jax import runs
+    config = default.get_config()
+    config.data.default_root = str(tmp_path_factory.mktemp("default_world"))
+    return runs.resolve_dataset(config, log=lambda *_: None)
+
+
+def test_on_the_embedded_default_knowing_the_scene_beats_not_knowing_it(default_world):
+    """The instrument must see frame relevance: a scorer that knows each test frame's true scene ranks
+    its comments clearly above one that only knows which comments name some scene."""
+    from ega_jax import evaluate
+    from ega_jax.data import records, world_recipes
+    test = sorted(records.read_records(records.find_shards(default_world, "test")),
+                  key=lambda r: (r["video_id"], r["keyframe_second"]))
+    train = records.read_records(records.find_shards(default_world, "train"))
+    assert len(test) >= 100                                  # enough frames to separate models
+    cands = metrics.build_candidates([r["comments"] for r in test], evaluate.ranking_contexts(test, train + test),
+                                     [c for r in train for c in r["comments"]], seed=0)
+    lex = world_recipes.LEXICONS
+    rng = np.random.default_rng(0)
+
+    def ranks(score):
+        return [metrics.frame_rank([score(r, c) + 1e-3 * rng.random() for c in cc["candidates"]], cc["truth"])
+                for r, cc in zip(test, cands)]
+
+    knows = ranks(lambda r, c: 1.0 if r["scene"] in metrics.scene_mentions(c, lex) else
+                  -1.0 if metrics.scene_mentions(c, lex) else 0.0)
+    blind = ranks(lambda r, c: 1.0 if metrics.scene_mentions(c, lex) else 0.0)
+    draws = metrics.bootstrap_resamples(len(test), 1000)
+    k = metrics.ratio_interval([1 / r for r in knows], np.ones(len(test)), draws)
+    b = metrics.ratio_interval([1 / r for r in blind], np.ones(len(test)), draws)
+    assert k[1] > b[2], (k, b)                                # the intervals separate
+    # Plausible negatives come from the context, which mostly shares the frame's scene: the blind scorer
+    # cannot tell them from the ground truth, so it does not reach the top either.
+    assert metrics.ranking_metrics(knows)["R@1"] > 0.3 > metrics.ranking_metrics(blind)["R@1"]

@@ -28,7 +28,7 @@ SCENE_NAMES = [s["name"] for s in wr.SCENES]
 
 @dataclasses.dataclass(frozen=True)
 class WorldConfig:
-    num_videos: int = 16
+    num_videos: int = 160               # 160 x 30 s: ~120 test key frames, enough to separate models
     seconds_per_video: int = 30
     fps: int = 4
     size: int = 96                      # frames are size x size

@@ -1,0 +1,142 @@
+"""The `relevance` stage (configs/relevance.py): where does E-GA's frame -> comment link break?
+
+On the test key frames of the controlled world, along mu_v -> G(tau | mu_v) -> h_s -> psi_s:
+- probes: how well the true scene can be read from mu_v (nearest scene centroid of the train key
+  frames) and from mu_s of comments that name one scene, and how often decoding a real comment's
+  mu_s keeps its scene;
+- bounds for stage 2: G replaced by a real mu_s of a comment of the same frame (upper) and of a
+  random train frame (lower);
+- the GAN under each variant of config.study.variants (overrides of the main job's gan sections),
+  trained for study.steps on the same frozen stage-1 models.
+Every row scores generate.num_per_frame greedy comments per test frame: relation (share of
+scene-naming comments that name the true scene), diversity and fluency (ega_jax/metrics.py).
+Writes W/relevance.md and W/relevance.csv.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import csv
+import os
+import time
+
+import jax
+import ml_collections
+import numpy as np
+
+from ega_jax import ega, metrics, reports, runs, train, vae
+from ega_jax.comment_model import decode_texts, per_frame
+from ega_jax.data import world_recipes
+from ega_jax.jobs import vae as vae_job
+
+
+def apply_overrides(config: ml_collections.ConfigDict, overrides: str) -> ml_collections.ConfigDict:
+    """A copy of config with "a.b=value; c.d=value" applied (values are Python literals)."""
+    out = ml_collections.ConfigDict(copy.deepcopy(config.to_dict()))
+    for item in filter(None, (x.strip() for x in overrides.split(";"))):
+        key, value = item.split("=", 1)
+        *path, leaf = key.strip().split(".")
+        node = out
+        for p in path:
+            node = node[p]
+        node[leaf] = ast.literal_eval(value.strip())
+    return out
+
+
+def nearest_centroid_accuracy(train_x, train_y, test_x, test_y) -> float:
+    labels = sorted(set(train_y))
+    centroids = np.stack([np.mean([x for x, y in zip(train_x, train_y) if y == s], axis=0) for s in labels])
+    d = ((np.asarray(test_x)[:, None, :] - centroids[None]) ** 2).sum(-1)
+    return float(np.mean([labels[i] == y for i, y in zip(d.argmin(1), test_y)]))
+
+
+def score(frames, comments, vocabulary, lexicons) -> dict:
+    rel = metrics.relation([(r["scene"], cs) for r, cs in zip(frames, comments)], lexicons)
+    return {"relation": rel["relation"], "naming": rel["mentioning"] / max(rel["total"], 1),
+            "diversity": metrics.diversity(comments),
+            "fluency": metrics.fluency([c for cs in comments for c in cs], vocabulary)}
+
+
+def run(config, workdir: str) -> int:
+    t0 = time.time()
+    data_dir = runs.resolve_dataset(config)
+    image_dir, text_dir, _ = runs.ega_stage_dirs(config, workdir)
+    vae_job.ensure_prerequisite(config, "image_vae", image_dir)
+    vae_job.ensure_prerequisite(config, "text_vae", text_dir)
+    s1 = vae.load_frozen_vaes(image_dir, text_dir)
+    train_pairs, test_pairs = ega.encode_split(s1, data_dir, "train"), ega.encode_split(s1, data_dir, "test")
+    if not all(r["scene"] for r in test_pairs.frames):
+        raise runs.ConfigError("the relevance study needs scene labels: run it on the controlled world")
+    lex = world_recipes.LEXICONS
+    vocabulary = metrics.train_ngrams([c for r in train_pairs.frames for c in r["comments"]])
+    n, seed = config.generate.num_per_frame, config.seed
+    decode = lambda z: decode_texts(s1.text_params, s1.vocab, s1.max_len, z, "greedy")
+    rng = np.random.default_rng(seed)
+
+    # Probes: is the scene in mu_v, in mu_s, and does psi_s keep it?
+    tr_scene = [r["scene"] for r in train_pairs.frames]
+    te_scene = [r["scene"] for r in test_pairs.frames]
+    probes = {"scene from mu_v (nearest centroid, test frames)":
+              nearest_centroid_accuracy(train_pairs.frame_h_v, tr_scene, test_pairs.frame_h_v, te_scene)}
+
+    def one_scene(pairs):
+        texts = [c for r in pairs.frames for c in r["comments"]]
+        named = [metrics.scene_mentions(t, lex) for t in texts]
+        keep = [i for i, s in enumerate(named) if len(s) == 1]
+        return keep, [next(iter(named[i])) for i in keep], texts
+
+    tr_keep, tr_lab, _ = one_scene(train_pairs)
+    te_keep, te_lab, te_texts = one_scene(test_pairs)
+    probes["scene from mu_s of one-scene comments (nearest centroid, test comments)"] = nearest_centroid_accuracy(
+        train_pairs.h_s[tr_keep], tr_lab, test_pairs.h_s[te_keep], te_lab)
+    sample = rng.choice(len(te_keep), size=min(2000, len(te_keep)), replace=False)
+    decoded = decode(test_pairs.h_s[np.asarray(te_keep)[sample]])
+    probes["decoding a one-scene test comment's mu_s names its scene"] = float(np.mean(
+        [te_lab[i] in metrics.scene_mentions(d, lex) for i, d in zip(sample, decoded)]))
+
+    # Bounds for stage 2: the GAN replaced by real latents of the same frame / of a random train frame.
+    rows = []
+    same = np.concatenate([rng.choice(np.flatnonzero(test_pairs.frame_of == f), size=n)
+                           for f in range(len(test_pairs.frames))])
+    rows.append({"variant": "upper bound: real mu_s of the same frame",
+                 **score(test_pairs.frames, per_frame(decode(test_pairs.h_s[same]), n), vocabulary, lex)})
+    other = np.concatenate([rng.choice(np.flatnonzero(train_pairs.frame_of == rng.integers(len(train_pairs.frames))),
+                                       size=n) for _ in test_pairs.frames])
+    rows.append({"variant": "lower bound: real mu_s of a random train frame",
+                 **score(test_pairs.frames, per_frame(decode(train_pairs.h_s[other]), n), vocabulary, lex)})
+    print("relevance: probes " + "; ".join(f"{k}: {v:.3f}" for k, v in probes.items()))
+    for r in rows:
+        print(f"relevance: {r['variant']}: " + " ".join(f"{k} {r[k]:.3f}" for k in ("relation", "diversity",
+                                                                                   "fluency")))
+
+    # The GAN under each variant, on the same frozen models and pairs.
+    for name, overrides in config.study.variants.items():
+        c = apply_overrides(config, overrides)
+        c.gan_train.num_steps = config.study.steps
+        task, gan = ega.gan_task(c, s1, train_pairs, test_pairs)
+        t1 = time.time()
+        state = train.train_and_evaluate(task, c.gan_train, os.path.join(workdir, "variants", name), c.seed,
+                                         log=lambda *_: None)
+        model = ega.EGAModel(s1, gan, state, s1.image_model.image_size)
+        comments = model.comments_for_features(test_pairs.frame_h_v, n, jax.random.PRNGKey(seed), strategy="greedy")
+        rows.append({"variant": name, "overrides": overrides, "steps": config.study.steps,
+                     **score(test_pairs.frames, comments, vocabulary, lex), "seconds": round(time.time() - t1)})
+        print(f"relevance: {name} ({overrides or 'configs/gan.py'}; {config.study.steps} steps, {rows[-1]['seconds']}s):"
+              + "".join(f" {k} {rows[-1][k]:.3f}" for k in ("relation", "diversity", "fluency")))
+
+    cols = ["variant", "overrides", "steps", "relation", "naming", "diversity", "fluency", "seconds"]
+    with open(os.path.join(workdir, "relevance.csv"), "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=cols)
+        w.writeheader()
+        w.writerows({k: r.get(k, "") for k in cols} for r in rows)
+    table = reports.markdown_table([{k: (f"{r[k]:.3f}" if isinstance(r.get(k), float) else r.get(k, ""))
+                                     for k in cols} for r in rows])
+    probe_table = reports.markdown_table([{"probe": k, "value": f"{v:.3f}"} for k, v in probes.items()])
+    with open(os.path.join(workdir, "relevance.md"), "w", encoding="utf-8") as f:
+        f.write(f"# Where the frame -> comment link breaks ({len(test_pairs.frames)} test key frames, {n} greedy "
+                f"comments each; relation chance {1 / len(lex):.3f})\n\n## Probes\n\n{probe_table}\n"
+                f"## Bounds and GAN variants\n\nnaming: share of comments that name some scene.\n\n{table}")
+    print(table)
+    print(f"relevance: done in {time.time() - t0:.0f}s; wrote {workdir}/relevance.md and relevance.csv")
+    return 0
