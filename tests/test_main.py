@@ -56,3 +56,10 @@ def test_workdir_config_paths_are_absolute_and_configs_load_from_any_directory(t
     assert r.returncode == 0, r.stderr[-3000:]
     saved = json.loads((tmp_path / "w" / "config.json").read_text())
     assert saved["data"]["default_root"] == str(tmp_path / "world")
+
+
+def test_main_job_refuses_settings_its_prerequisites_would_not_see(tmp_path):
+    """configs/gan.py has no top-level kl / train: such an override is refused (it used to be ignored
+    silently); the prerequisites' own sections take it."""
+    r = _main("--config=configs/gan.py", f"--workdir={tmp_path}", "--config.kl.anneal_steps=7")
+    assert r.returncode != 0 and "kl" in r.stderr

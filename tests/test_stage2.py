@@ -63,6 +63,23 @@ def test_gradient_penalty_by_hand():
     assert float(loss) == pytest.approx(-7.0 + 10.0 * (5.0 - 1.0) ** 2)
 
 
+def test_matching_aware_critic_by_hand():
+    """gan.mismatch = m: the fake side is (1 - m) generated pairs and m real h_s under another row's h_v."""
+    gan = _gan()
+    critic = Critic(hidden=(1,), leak=0.0)                  # D = relu(sum(h_v) + sum(h_s)): pairing matters
+    d_params = {"Dense_0": {"kernel": jnp.ones((11, 1)), "bias": jnp.zeros(1)},
+                "Dense_1": {"kernel": jnp.ones((1, 1)), "bias": jnp.zeros(1)}}
+    gan = ega.GAN(gan.generator, critic, gan.g_tx, gan.d_tx, 4, 3, "clip", 0.01, 10.0, mismatch=0.5)
+    h_v = jnp.asarray([[1.0] * 5, [-1.0] * 5])
+    real, fake = jnp.asarray([[1.0] * 6, [0.0] * 6]), jnp.zeros((2, 6))
+    loss, w = ega.critic_loss(gan, d_params, h_v, real, fake, jax.random.PRNGKey(0))
+    real_score = (11 + 0) / 2                                # relu(5 + 6), relu(-5 + 0)
+    fake_score = (5 + 0) / 2                                 # relu(5 + 0), relu(-5 + 0)
+    wrong_score = (1 + 5) / 2                                # h_v rolled by one: relu(-5 + 6), relu(5 + 0)
+    assert float(w) == pytest.approx(real_score - 0.5 * fake_score - 0.5 * wrong_score)
+    assert float(loss) == pytest.approx(-float(w))
+
+
 def _batch(rng, n_critic, b=8):
     return {"real_v": rng.normal(size=(n_critic, b, 5)).astype(np.float32),
             "real_s": rng.normal(size=(n_critic, b, 6)).astype(np.float32) + 2,
@@ -135,7 +152,7 @@ TINY = [f"--config.stage1.{stage}.{setting}" for stage in ("image_vae", "text_va
             "image_vae.features=(8, 16)", "image_vae.latent_dim=6", "image_vae.image_size=32", "text_vae.hidden=24",
             "text_vae.embed_dim=16", "text_vae.latent_dim=6", "train.batch_size=4", "input.max_len=16",
             "train.num_steps=3")] + [
-        "--config.gan.g_hidden=(16, 8)", "--config.gan.d_hidden=(16, 8)",
+        "--config.stage1.text_vae.kl.anneal_steps=2", "--config.gan.g_hidden=(16, 8)", "--config.gan.d_hidden=(16, 8)",
         "--config.gan.noise_dim=4", "--config.gan_train.batch_size=4", "--config.gan_train.num_steps=4",
         "--config.gan_train.log_every=2", "--config.gan_train.eval_every=4", "--config.gan_train.checkpoint_every=2",
         "--config.gan_train.sample_every=4", "--config.generate.num_per_frame=3"]
@@ -165,6 +182,8 @@ def test_main_job_trains_prerequisites_then_the_gan(main_run):
     # configs/gan.py trains its sentence VAE with Adam; the image VAE keeps the paper's SGD.
     assert saved["text_vae"]["optimizer"]["name"] == "adam" and saved["image_vae"]["optimizer"]["name"] == "sgd"
     assert saved["text_vae"]["train"]["num_steps"] == 3 and saved["text_vae"]["text_vae"]["hidden"] == 24
+    # Every override of a prerequisite's settings reaches it (kl.* and train.* used to be dropped).
+    assert saved["text_vae"]["kl"]["anneal_steps"] == 2 and saved["image_vae"]["kl"]["anneal_steps"] == 500
     rows = [json.loads(l) for l in (w / "generated" / "samples.jsonl").read_text().splitlines()]
     frames = {r["keyframe_id"] for r in rows}
     assert rows and len(rows) == 3 * len(frames) and all(r["model"] == "ega" for r in rows)
