@@ -18,10 +18,10 @@ def get_config():
     config.study = ml_collections.ConfigDict(dict(
         steps=3000,
         variants=dict(
-            clip="",                                            # configs/gan.py as it is
-            gp="gan.penalty='gp'",                              # a gradient penalty instead of clipping
-            clip_mismatch="gan.mismatch=0.5",                   # a matching-aware critic
-            gp_mismatch="gan.penalty='gp'; gan.mismatch=0.5",
+            clip="gan.penalty='clip'; gan.mismatch=0.0",             # the paper's critic (weight clipping)
+            gp="gan.penalty='gp'; gan.mismatch=0.0",                 # a gradient penalty instead
+            clip_mismatch="gan.penalty='clip'; gan.mismatch=0.5",    # a matching-aware critic
+            gp_mismatch="gan.penalty='gp'; gan.mismatch=0.5",        # both: configs/gan.py
             gp_mismatch_adam="gan.penalty='gp'; gan.mismatch=0.5; gan_optimizer.name='adam'; "
                              "gan_optimizer.b1=0.5; gan_optimizer.b2=0.9",
         )))
