@@ -22,20 +22,27 @@ STATIC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 COOKIE = "ega_session"
 MAX_BODY = 256 * 1024      # a page's labels are ~10 KB
 MAX_LOGIN_BODY = 4096
+DRAIN = 8 * 1024 * 1024   # an oversized body up to this size is read and dropped before the 413
 MAX_JSON_DEPTH = 8           # {"labels": [{"item_id": ..., "fake": ...}]} is 3 deep
 
 
 async def read_body(request: Request, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it passes limit bytes (never buffered beyond it)."""
+    """The request body, refused with 413 once it passes limit bytes; never buffered beyond the limit.
+
+    A body somewhat over the limit (up to DRAIN bytes) is read and dropped first, so the client
+    gets its 413 instead of a broken pipe; a larger one is refused at once and the connection closed."""
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
+    if length.isdigit() and int(length) > DRAIN:
         raise LabelError(413, f"request body over {limit} bytes")
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > limit:
-            raise LabelError(413, f"request body over {limit} bytes")
-        chunks.append(chunk)
+        if size > DRAIN:
+            break
+        if size <= limit:
+            chunks.append(chunk)
+    if size > limit:
+        raise LabelError(413, f"request body over {limit} bytes")
     return b"".join(chunks)
 
 
