@@ -1,3 +1,4 @@
+import csv
 import functools
 import json
 import subprocess
@@ -241,3 +242,22 @@ def test_generate_cli_image_and_video(main_run, tmp_path):
             assert ass.read_ass(str(out))
     bad = run(f"--image={tmp_path / 'nope.png'}")
     assert bad.returncode != 0 and "nope.png" in bad.stderr
+
+
+def test_relevance_study_runs_probes_bounds_and_variants(main_run, tmp_path):
+    """configs/relevance.py on the main job's frozen VAEs: probes, both bounds, one row per variant."""
+    w, _, tiny_world = main_run
+    args = [a for a in TINY if not a.startswith("--config.stage1.")]
+    r = subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/relevance.py", f"--workdir={tmp_path}",
+                        f"--config.data.dir={tiny_world['built']}", f"--config.stage1.image_vae_dir={w / 'image_vae'}",
+                        f"--config.stage1.text_vae_dir={w / 'text_vae'}", "--config.study.steps=2", *args],
+                       capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "image_vae: finished run found" in r.stdout                  # the frozen VAEs were reused
+    rows = list(csv.DictReader(open(tmp_path / "relevance.csv", encoding="utf-8")))
+    assert [x["variant"] for x in rows[:2]] == ["upper bound: real mu_s of the same frame",
+                                                "lower bound: real mu_s of a random train frame"]
+    assert {x["variant"] for x in rows[2:]} == {"clip", "gp", "clip_mismatch", "gp_mismatch", "gp_mismatch_adam"}
+    for x in rows:
+        assert 0.0 <= float(x["relation"]) <= 1.0 and 0.0 <= float(x["fluency"]) <= 1.0
+    assert "scene from mu_v" in (tmp_path / "relevance.md").read_text(encoding="utf-8")

@@ -13,15 +13,20 @@ from ega_jax.data import world_recipes
 from ega_jax.jobs import vae as vae_job
 
 
+def frozen_stage1_and_pairs(config, workdir: str):
+    """What stage 2 starts from: the dataset, the stage-1 prerequisites (trained if missing), frozen,
+    and every (mu_v, mu_s) pair of both splits. Returns (s1, train pairs, test pairs, stage dirs)."""
+    data_dir = runs.resolve_dataset(config)
+    dirs = runs.ega_stage_dirs(config, workdir)
+    vae_job.ensure_prerequisite(config, "image_vae", dirs[0])
+    vae_job.ensure_prerequisite(config, "text_vae", dirs[1])
+    s1 = vae.load_frozen_vaes(dirs[0], dirs[1])
+    return s1, ega.encode_split(s1, data_dir, "train"), ega.encode_split(s1, data_dir, "test"), dirs
+
+
 def run(config, workdir: str) -> int:
     t0 = time.time()
-    data_dir = runs.resolve_dataset(config)
-    image_dir, text_dir, gan_dir = runs.ega_stage_dirs(config, workdir)
-    vae_job.ensure_prerequisite(config, "image_vae", image_dir)
-    vae_job.ensure_prerequisite(config, "text_vae", text_dir)
-    s1 = vae.load_frozen_vaes(image_dir, text_dir)
-    train_pairs = ega.encode_split(s1, data_dir, "train")
-    test_pairs = ega.encode_split(s1, data_dir, "test")
+    s1, train_pairs, test_pairs, (image_dir, text_dir, gan_dir) = frozen_stage1_and_pairs(config, workdir)
     print(f"gan: {len(train_pairs.h_s)} real (mu_v, mu_s) pairs from {len(train_pairs.frames)} train key frames, "
           f"{len(test_pairs.h_s)} test pairs; stage-1 models frozen")
     task, gan = ega.gan_task(config, s1, train_pairs, test_pairs)

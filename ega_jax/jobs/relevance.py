@@ -25,10 +25,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from ega_jax import ega, metrics, reports, runs, train, vae
+from ega_jax import ega, metrics, reports, runs, train
 from ega_jax.comment_model import decode_texts, per_frame
 from ega_jax.data import world_recipes
-from ega_jax.jobs import vae as vae_job
+from ega_jax.jobs import ega as ega_job
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: str) -> ml_collections.ConfigDict:
@@ -60,12 +60,7 @@ def score(frames, comments, vocabulary, lexicons) -> dict:
 
 def run(config, workdir: str) -> int:
     t0 = time.time()
-    data_dir = runs.resolve_dataset(config)
-    image_dir, text_dir, _ = runs.ega_stage_dirs(config, workdir)
-    vae_job.ensure_prerequisite(config, "image_vae", image_dir)
-    vae_job.ensure_prerequisite(config, "text_vae", text_dir)
-    s1 = vae.load_frozen_vaes(image_dir, text_dir)
-    train_pairs, test_pairs = ega.encode_split(s1, data_dir, "train"), ega.encode_split(s1, data_dir, "test")
+    s1, train_pairs, test_pairs, _ = ega_job.frozen_stage1_and_pairs(config, workdir)
     if not all(r["scene"] for r in test_pairs.frames):
         raise runs.ConfigError("the relevance study needs scene labels: run it on the controlled world")
     lex = world_recipes.LEXICONS
