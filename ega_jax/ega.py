@@ -66,7 +66,11 @@ class GAN:
 def make_gan(cfg, opt_cfg, latent_s: int) -> GAN:
     if cfg.penalty not in ("clip", "gp"):
         raise ConfigError(f"gan.penalty={cfg.penalty!r}; use clip (weight clipping) or gp (gradient penalty)")
-    return GAN(Generator(latent_s, tuple(cfg.g_hidden), cfg.leak), Critic(tuple(cfg.d_hidden), cfg.leak),
+    conditioning = cfg.get("conditioning", "concat")     # runs saved before it existed: the paper's
+    if conditioning not in ("concat", "projection"):
+        raise ConfigError(f"gan.conditioning={conditioning!r}; use concat (the paper) or projection")
+    return GAN(Generator(latent_s, tuple(cfg.g_hidden), cfg.leak),
+               Critic(tuple(cfg.d_hidden), cfg.leak, conditioning),
                make_optimizer(opt_cfg), make_optimizer(opt_cfg), cfg.noise_dim, cfg.n_critic,
                cfg.penalty, cfg.clip, cfg.gp_weight, cfg.get("mismatch", 0.0))
 

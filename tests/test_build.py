@@ -98,7 +98,7 @@ def test_bad_inputs_are_reported_and_skipped(tiny_world, tmp_path):
     assert set(skipped) == {"truncated.mp4", "malformed.xml", "latin1.xml", "no_danmaku.mp4"}
     assert "malformed XML" in skipped["malformed.xml"]
     assert "not valid UTF-8" in skipped["latin1.xml"]
-    assert "no danmaku file" in skipped["no_danmaku.mp4"]
+    assert "no danmaku for" in skipped["no_danmaku.mp4"]
     assert "corrupt or truncated" in skipped["truncated.mp4"] or "cannot be opened" in skipped["truncated.mp4"]
     # The rest is still built, exactly as without the bad files.
     assert s["inputs"]["videos_built"] == 4

@@ -30,8 +30,8 @@ from ega_jax.data.vocab import CharVocab
 
 
 def _process(pair, cfg):
-    stem, video_path, xml_path = pair
-    return build_lib.process_or_skip(stem, video_path, xml_path, cfg)
+    stem, video_path, source = pair
+    return build_lib.process_or_skip(stem, video_path, source, cfg)
 
 
 def _order_key(r):
@@ -84,11 +84,11 @@ def build_dataset_beam(cfg: build_lib.BuildConfig, runner: str = "DirectRunner",
     if not cfg.out:
         raise ValueError("an output directory (--out) is required")
     start = time.time()
-    pairs, unmatched_xml = build_lib.find_inputs(cfg.videos, cfg.danmaku)
+    pairs, unmatched_danmaku = build_lib.find_inputs(cfg.videos, cfg.danmaku)
     if not pairs:
         raise FileNotFoundError(f"no videos in {cfg.videos!r}")
     os.makedirs(cfg.out, exist_ok=True)
-    for path in unmatched_xml:
+    for path in unmatched_danmaku:
         log(f"note: {path}: no video with this stem; not used")
     work = os.path.join(cfg.out, "_beam")
     os.makedirs(work, exist_ok=True)
@@ -145,7 +145,7 @@ def build_dataset_beam(cfg: build_lib.BuildConfig, runner: str = "DirectRunner",
     vocab = CharVocab.from_counts(counts, cfg.vocab_min_count)
     vocab.save(os.path.join(cfg.out, "vocab.json"))
     summary = build_lib.make_summary(
-        cfg, pairs, unmatched_xml, skipped, totals, merged["drops"],
+        cfg, pairs, unmatched_danmaku, skipped, totals, merged["drops"],
         {s: sizes.get(s, (0, 0))[0] for s in rec.SPLITS}, {s: sizes.get(s, (0, 0))[1] for s in rec.SPLITS},
         len(vocab), start)
     build_lib.write_summary(cfg.out, summary)

@@ -1,16 +1,24 @@
-r"""Builds the key-frame/danmaku dataset from videos and Bilibili XML.
+r"""Builds the key-frame/danmaku dataset from videos (or frame folders) and Bilibili danmaku.
 
   python -m ega_jax.data.build --videos=DIR --danmaku=DIR --out=DIR
+  python -m ega_jax.data.build --videos=FRAMES_OR_VIDEO --danmaku=FILE --out=DIR     (one video)
+  python -m ega_jax.data.build --danmaku_only --danmaku=DIR --out=DIR                (text only)
 
-Videos and XML files are matched by file stem (``abc.mp4`` <-> ``abc.xml``);
-an optional ``abc.scenes.json`` beside the XML gives ground-truth scene labels.
+Videos are files (.mp4, .webm, ...) or frame folders (images + optional index.csv, see
+ega_jax/data/video.py); danmaku are XML dumps or protobuf segments, read by content
+(``abc.xml``, ``abc.pb``, ``abc-0.pb abc-1.pb ...`` or a folder ``abc/``, see
+ega_jax/data/danmaku.py), matched to videos by name (``abc.mp4`` <-> ``abc.xml``); an
+optional ``abc.scenes.json`` beside them gives ground-truth scene labels.
 Per video: decode at 1 fps -> SCD -> affinity propagation -> align danmaku ->
 one record per key frame. Writes to --out:
 
   train.tfrecord-0000i-of-0000N, test.tfrecord-...  (80/20 by key frame)
   vocab.json      character vocabulary of the train comments
-  summary.json    counts, drop reasons, skipped files (written last: its
-                  presence means the build finished)
+  summary.json    counts, drop reasons, characters repaired in damaged XML,
+                  skipped files (written last: its presence means the build finished)
+
+--danmaku_only builds a text-only dataset for the sentence VAE from every danmaku
+file below --danmaku (build_text_dataset), held out by file.
 
 A file that cannot be read is reported (file and problem), skipped and
 counted; the rest is still built. Exit status: 0 when nothing was skipped,
@@ -29,7 +37,7 @@ from typing import Callable
 import numpy as np
 from absl import app, flags
 
-from ega_jax.data import beam_build, controlled_world, danmaku_xml
+from ega_jax.data import beam_build, controlled_world, danmaku, danmaku_xml
 from ega_jax.data import keyframes as kf
 from ega_jax.data import records as rec
 from ega_jax.data import video as vid
@@ -45,16 +53,16 @@ def build_dataset(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict:
     if not cfg.out:
         raise ValueError("an output directory (--out / data.out) is required")
     start = time.time()
-    pairs, unmatched_xml = find_inputs(cfg.videos, cfg.danmaku)
+    pairs, unmatched_danmaku = find_inputs(cfg.videos, cfg.danmaku)
     if not pairs:
-        raise FileNotFoundError(f"no videos ({', '.join(vid.VIDEO_EXTENSIONS)}) in {cfg.videos!r}")
+        raise FileNotFoundError(f"no videos ({', '.join(vid.VIDEO_EXTENSIONS)}) or frame folders in {cfg.videos!r}")
     os.makedirs(cfg.out, exist_ok=True)
-    for path in unmatched_xml:
-        log(f"note: {path}: no video with this stem; not used")
+    for path in unmatched_danmaku:
+        log(f"note: {path}: no video with this name; not used")
     records, skipped, drops, totals = [], [], {}, VideoStats()
-    for i, (stem, video_path, xml_path) in enumerate(pairs):
+    for i, (stem, video_path, source) in enumerate(pairs):
         t0 = time.time()
-        outcome = process_or_skip(stem, video_path, xml_path, cfg)
+        outcome = process_or_skip(stem, video_path, source, cfg)
         if "skipped" in outcome:
             log(f"[{i + 1}/{len(pairs)}] SKIPPED {outcome['error']}")
             skipped.append(outcome["skipped"])
@@ -66,7 +74,9 @@ def build_dataset(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict:
         elapsed = time.time() - start
         log(f"[{i + 1}/{len(pairs)}] {stem}: {stats.frames} s of video -> {stats.keyframes} key frames "
             f"(AP {stats.ap_iterations} it{'' if stats.ap_converged else ', NOT converged'}), "
-            f"{stats.comments_kept}/{stats.comments_seen} comments kept, {time.time() - t0:.1f}s; "
+            f"{stats.comments_kept}/{stats.comments_seen} comments kept"
+            + (f", {stats.repaired_chars} characters XML forbids removed" if stats.repaired_chars else "")
+            + f", {time.time() - t0:.1f}s; "
             f"eta {elapsed / (i + 1) * (len(pairs) - i - 1):.0f}s")
     if not records:
         raise RuntimeError(f"nothing could be built from {cfg.videos!r}: "
@@ -77,7 +87,7 @@ def build_dataset(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict:
         rec.write_shards(rs, cfg.out, split, cfg.num_shards)
     vocab = CharVocab.build((c for r in by_split["train"] for c in r.comments), cfg.vocab_min_count)
     vocab.save(os.path.join(cfg.out, "vocab.json"))
-    summary = make_summary(cfg, pairs, unmatched_xml, skipped, totals, drops,
+    summary = make_summary(cfg, pairs, unmatched_danmaku, skipped, totals, drops,
                            {s: len(rs) for s, rs in by_split.items()},
                            {s: sum(len(r.comments) for r in rs) for s, rs in by_split.items()}, len(vocab), start)
     write_summary(cfg.out, summary)
@@ -89,57 +99,62 @@ def build_dataset(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict:
 
 def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0, cfg: BuildConfig | None = None,
                        log: Callable[[str], None] = print) -> dict:
-    """A text-only dataset from danmaku XML alone (every *.xml below danmaku_dir).
+    """A text-only dataset from danmaku alone: every XML file, protobuf segment or segment set
+    below danmaku_dir (ega_jax/data/danmaku.py).
 
-    Without video there are no key frames; following the paper's temporal
-    correlation assumption, the comments of one file within the same
-    `window_seconds` stand in for those of one key frame. Records carry a
-    blank 8x8 placeholder image and keyframe_second = the window's start.
+    Without video there are no key frames; following the paper's temporal correlation
+    assumption, the comments of one file within the same `window_seconds` stand in for those
+    of one key frame. Records carry a blank 8x8 placeholder image and keyframe_second = the
+    window's start. Train and test are split by file, so test comments come from videos the
+    model never saw.
     """
     cfg = cfg or BuildConfig()
-    if not os.path.isdir(danmaku_dir):
-        raise FileNotFoundError(f"danmaku directory {danmaku_dir!r} does not exist")
-    files = sorted(os.path.join(d, f) for d, _, fs in os.walk(danmaku_dir) for f in fs if f.lower().endswith(".xml"))
-    if not files:
-        raise FileNotFoundError(f"no .xml files below {danmaku_dir!r}")
+    sources = danmaku.walk_sources(danmaku_dir)
+    if not sources:
+        raise FileNotFoundError(f"no danmaku files ({', '.join(danmaku.DANMAKU_EXTENSIONS)}) below {danmaku_dir!r}")
     os.makedirs(out, exist_ok=True)
     blank = np.full((8, 8, 3), 128, np.uint8)
-    recs, skipped, drops, seen = [], [], {}, 0
-    for path in files:
+    recs, skipped, drops, seen, repaired, split_files = [], [], {}, 0, 0, {s: [] for s in rec.SPLITS}
+    for name, source in sources.items():
         try:
-            parsed = danmaku_xml.parse_danmaku_file(path, cfg.cleaning)
+            parsed = danmaku.read(source, cfg.cleaning)
         except danmaku_xml.DanmakuFormatError as e:
             log(f"SKIPPED {e}")
             skipped.append({"file": e.path, "problem": e.problem})
             continue
         seen += parsed.total
-        for reason, n in parsed.drops.items():
-            drops[reason] = drops.get(reason, 0) + n
-        video_id = os.path.splitext(os.path.relpath(path, danmaku_dir))[0].replace(os.sep, "/")
+        repaired += parsed.repaired_chars
+        add_drops(drops, parsed.drops)
+        split = rec.split_of(name, cfg.train_fraction)
+        split_files[split].append(name)
         groups: dict[int, list] = {}
         for c in parsed.comments:
             groups.setdefault(int(c.time // window_seconds), []).append(c)
         for w, cs in sorted(groups.items()):
             if len(cs) >= max(cfg.min_comments, 2):
                 start = int(w * window_seconds)
-                recs.append(rec.KeyframeRecord(video_id, start, blank, [c.text for c in cs], [c.time for c in cs],
-                                               list(range(start, int(start + window_seconds)))))
+                recs.append((split, rec.KeyframeRecord(name, start, blank, [c.text for c in cs],
+                                                       [c.time for c in cs],
+                                                       list(range(start, int(start + window_seconds))))))
     if not recs:
         raise RuntimeError(f"no comment groups could be built from {danmaku_dir!r}")
-    by_split = {s: [r for r in recs if rec.split_of(r.key, cfg.train_fraction) == s] for s in rec.SPLITS}
+    by_split = {s: [r for split, r in recs if split == s] for s in rec.SPLITS}
     for split, rs in by_split.items():
         rec.write_shards(rs, out, split, cfg.num_shards)
     vocab = CharVocab.build((c for r in by_split["train"] for c in r.comments), cfg.vocab_min_count)
     vocab.save(os.path.join(out, "vocab.json"))
-    summary = {"text_only": True, "window_seconds": window_seconds, "files": len(files), "skipped": skipped,
+    summary = {"text_only": True, "window_seconds": window_seconds, "files": len(sources), "skipped": skipped,
+               "split_by": "file", "split_files": split_files,
                "groups": {s: len(rs) for s, rs in by_split.items()},
-               "comments": {"seen": seen, "kept": sum(len(r.comments) for r in recs),
+               "comments": {"seen": seen, "kept": sum(len(r.comments) for _, r in recs), "repaired_chars": repaired,
+                            **{s: sum(len(r.comments) for r in rs) for s, rs in by_split.items()},
                             "dropped": {r: drops.get(r, 0) for r in danmaku_xml.DROP_REASONS}},
                "vocab_size": len(vocab)}
-    with open(os.path.join(out, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump(summary, f, ensure_ascii=False, indent=1)
-    log(f"text-only dataset: {len(recs)} groups of comments ({summary['comments']['kept']} comments) from "
-        f"{len(files) - len(skipped)} files, vocab {len(vocab)} -> {out}")
+    write_summary(out, summary)
+    log(f"text-only dataset: {len(recs)} groups of comments ({summary['comments']['kept']} comments; "
+        f"{len(split_files['train'])} train / {len(split_files['test'])} test files) from "
+        f"{len(sources) - len(skipped)} sources, vocab {len(vocab)} -> {out}"
+        + (f"; {len(skipped)} SKIPPED" if skipped else ""))
     return summary
 
 
@@ -165,6 +180,11 @@ def main(argv):
                       keyframes=kf.KeyframeConfig(scd_coefficients=F.scd_coefficients, damping=F.damping,
                                                   window=F.ap_window))
     try:
+        if F.danmaku_only:
+            summary = build_text_dataset(F.danmaku, F.out, F.window_seconds, cfg)
+            return EXIT_SKIPPED if summary["skipped"] else EXIT_OK
+        if not F.videos:
+            raise ValueError("--videos is required (or --danmaku_only for a text-only dataset)")
         if F.runner:
             summary = beam_build.build_dataset_beam(cfg, F.runner, F.beam_options)
         else:
@@ -176,8 +196,14 @@ def main(argv):
 
 
 def _define_flags():
-    flags.DEFINE_string("videos", None, "Directory of videos (.mp4, .webm, ...).", required=True)
-    flags.DEFINE_string("danmaku", None, "Directory of Bilibili XML files named like the videos.", required=True)
+    flags.DEFINE_string("videos", "", "Directory of videos (.mp4, .webm, ...) and frame folders, or one video "
+                        "or frame folder.")
+    flags.DEFINE_string("danmaku", None, "Directory of Bilibili danmaku (XML or protobuf segments) named like the "
+                        "videos, or one file / segment folder for one video.", required=True)
+    flags.DEFINE_bool("danmaku_only", False, "Build a text-only dataset (for the sentence VAE) from every danmaku "
+                      "file below --danmaku, split by file.")
+    flags.DEFINE_float("window_seconds", 10.0, "With --danmaku_only: comments of one file within this window form "
+                       "one group (the stand-in for a key frame's comments).")
     flags.DEFINE_string("out", None, "Output directory for shards, vocab.json and summary.json.", required=True)
     flags.DEFINE_integer("image_size", 64, "Stored key frames are image_size x image_size.")
     flags.DEFINE_integer("num_shards", 4, "TFRecord shards per split.")

@@ -10,8 +10,7 @@ import json
 import os
 import time
 
-from ega_jax.data import controlled_world
-from ega_jax.data import danmaku_xml
+from ega_jax.data import controlled_world, danmaku, danmaku_xml
 from ega_jax.data import keyframes as kf
 from ega_jax.data import records as rec
 from ega_jax.data import video as vid
@@ -51,37 +50,61 @@ class VideoStats:
     comments_seen: int = 0
     comments_kept: int = 0
     comments_outside_video: int = 0
+    repaired_chars: int = 0       # characters XML 1.0 forbids, removed from the danmaku before parsing
     ap_iterations: int = 0
     ap_converged: bool = True
 
 
-def find_inputs(videos_dir: str, danmaku_dir: str):
-    """Returns ([(stem, video path, xml path or None)], [xml files with no video])."""
-    if not os.path.isdir(videos_dir):
-        raise FileNotFoundError(f"videos directory {videos_dir!r} does not exist")
-    if not os.path.isdir(danmaku_dir):
-        raise FileNotFoundError(f"danmaku directory {danmaku_dir!r} does not exist")
-    videos = sorted(f for f in os.listdir(videos_dir) if f.lower().endswith(vid.VIDEO_EXTENSIONS))
-    xmls = {os.path.splitext(f)[0]: os.path.join(danmaku_dir, f)
-            for f in os.listdir(danmaku_dir) if f.lower().endswith(".xml")}
+def find_inputs(videos: str, danmaku_dir: str):
+    """Returns ([(stem, video path, danmaku source or None)], [danmaku sources with no video]).
+
+    videos: a folder of video files and frame folders (ega_jax/data/video.py), matched to the
+    danmaku sources of danmaku_dir by name (ega_jax/data/danmaku.py); or one video file or frame
+    folder, with danmaku one file, one segment folder, or a folder holding its source.
+    """
+    if not os.path.exists(videos):
+        raise FileNotFoundError(f"videos path {videos!r} does not exist")
+    if not os.path.exists(danmaku_dir):
+        raise FileNotFoundError(f"danmaku path {danmaku_dir!r} does not exist")
+    if vid.is_video_input(videos):          # one video
+        name = os.path.splitext(os.path.basename(os.path.normpath(videos)))[0]
+        if os.path.isfile(danmaku_dir):
+            return [(os.path.splitext(os.path.basename(danmaku_dir))[0], videos, danmaku_dir)], []
+        sources = danmaku.find_sources(danmaku_dir)
+        if name in sources:
+            source = sources.pop(name)
+        elif len(sources) == 1:
+            name, source = sources.popitem()
+        else:
+            source = None if sources else danmaku_dir
+        return [(name, videos, source)], sorted(map(danmaku.describe, sources.values()))
+    if not os.path.isdir(videos):
+        raise FileNotFoundError(f"{videos!r} is neither a video ({', '.join(vid.VIDEO_EXTENSIONS)}), "
+                                "a frame folder nor a folder of them")
+    sources = danmaku.find_sources(danmaku_dir) if os.path.isdir(danmaku_dir) else \
+        {os.path.splitext(os.path.basename(danmaku_dir))[0]: danmaku_dir}
+    entries = sorted(f for f in os.listdir(videos) if vid.is_video_input(os.path.join(videos, f)))
     pairs = []
-    for f in videos:
-        stem = os.path.splitext(f)[0]
-        pairs.append((stem, os.path.join(videos_dir, f), xmls.pop(stem, None)))
-    return pairs, sorted(xmls.values())
+    for f in entries:
+        stem = os.path.splitext(f)[0] if os.path.isfile(os.path.join(videos, f)) else f
+        pairs.append((stem, os.path.join(videos, f), sources.pop(stem, None)))
+    return pairs, sorted(map(danmaku.describe, sources.values()))
 
 
-def process_video(stem: str, video_path: str, xml_path: str, cfg: BuildConfig):
-    """One video -> (key frame records, VideoStats, drop Counter). Raises the readers' errors."""
-    parsed = danmaku_xml.parse_danmaku_file(xml_path, cfg.cleaning)
-    seconds, frames = vid.frames_at_each_second(
+def process_video(stem: str, video_path: str, source, cfg: BuildConfig):
+    """One video (file or frame folder) and its danmaku source -> (key frame records, VideoStats, drop
+    Counter). Raises the readers' errors."""
+    parsed = danmaku.read(source, cfg.cleaning)
+    seconds, frames, edges = vid.read_frames(
         video_path, size=(cfg.image_size, cfg.image_size), max_seconds=cfg.max_seconds or None)
     _, owner, ap_result = kf.select_keyframes(frames, seconds, cfg.keyframes)
-    keyframes, outside = kf.align_comments(parsed.comments, seconds, owner)
-    labels = controlled_world.read_scene_labels(os.path.splitext(xml_path)[0] + ".scenes.json")
+    keyframes, outside = kf.align_comments(parsed.comments, seconds, owner, edges)
+    first = source if isinstance(source, str) else source[0]      # a file, a segment folder, or segments
+    scenes = os.path.join(os.path.dirname(os.path.normpath(first)), stem + ".scenes.json")
+    labels = controlled_world.read_scene_labels(scenes)
     stats = VideoStats(frames=len(frames), keyframes=len(keyframes), comments_seen=parsed.total,
-                       comments_outside_video=outside, ap_iterations=ap_result.iterations,
-                       ap_converged=ap_result.converged)
+                       comments_outside_video=outside, repaired_chars=parsed.repaired_chars,
+                       ap_iterations=ap_result.iterations, ap_converged=ap_result.converged)
     out = []
     for k in keyframes:
         if len(k.comments) < cfg.min_comments:
@@ -96,12 +119,14 @@ def process_video(stem: str, video_path: str, xml_path: str, cfg: BuildConfig):
     return out, stats, parsed.drops
 
 
-def process_or_skip(stem: str, video_path: str, xml_path: str | None, cfg: BuildConfig) -> dict:
+def process_or_skip(stem: str, video_path: str, source, cfg: BuildConfig) -> dict:
     """process_video, with a broken input turned into {"skipped": {file, problem}, "error": ...}."""
     try:
-        if xml_path is None:
-            raise danmaku_xml.DanmakuFormatError(video_path, f"no danmaku file {stem}.xml in {cfg.danmaku}")
-        got, stats, dropped = process_video(stem, video_path, xml_path, cfg)
+        if source is None:
+            raise danmaku_xml.DanmakuFormatError(
+                video_path, f"no danmaku for {stem!r} in {cfg.danmaku} (looked for {stem}.xml, {stem}.pb, "
+                            f"{stem}-0.pb ..., {stem}/)")
+        got, stats, dropped = process_video(stem, video_path, source, cfg)
     except (danmaku_xml.DanmakuFormatError, vid.VideoDecodeError) as e:
         return {"skipped": {"file": e.path, "problem": e.problem}, "error": str(e), "stem": stem}
     return {"records": got, "stats": stats, "drops": dict(dropped), "stem": stem}
@@ -134,7 +159,7 @@ def make_summary(cfg, pairs, unmatched_xml, skipped, totals: VideoStats, drops: 
         "keyframes": {"total": totals.keyframes, "written": sum(keyframes_per_split.values()),
                       "dropped_too_few_comments": totals.keyframes_without_comments, **keyframes_per_split},
         "comments": {"seen": totals.comments_seen, "kept": totals.comments_kept,
-                     "outside_video": totals.comments_outside_video,
+                     "outside_video": totals.comments_outside_video, "repaired_chars": totals.repaired_chars,
                      "dropped": {r: drops.get(r, 0) for r in danmaku_xml.DROP_REASONS}, **comments_per_split},
         "affinity_propagation": {"max_iterations": totals.ap_iterations, "all_converged": totals.ap_converged},
         "vocab_size": vocab_size,

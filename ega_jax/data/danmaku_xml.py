@@ -6,7 +6,11 @@ Two layouts of the ``p`` attribute exist in the wild:
 * the newer ``<oid>`` dumps: ``id,?,time_ms,mode,size,color,unix_ts,pool,user_hash``
 
 Both are parsed with defusedxml, so documents with DTDs, entity declarations
-or external references are refused instead of expanded. Every comment that is
+or external references are refused instead of expanded. Real dumps often hold
+characters that XML 1.0 forbids (raw control characters in comment text, or
+references to them such as ``&#1;``); like danmaku2ass, the reader removes them
+before parsing and counts them (``ParseResult.repaired_chars``) rather than
+losing the file. Anything else malformed is still refused with its line. Every comment that is
 not kept is counted under a reason (see ``DROP_REASONS``) so that the data
 build can report what it threw away.
 """
@@ -45,6 +49,9 @@ _WHITESPACE = re.compile(r"\s+")
 _RUNS = re.compile(r"(.)\1+")
 _BITMAP_ROW = re.compile(r"[01]{5,}")
 _ADVANCED_PAYLOAD = re.compile(r'\[\s*"')
+# Characters outside XML 1.0's Char production (tab, LF and CR are allowed; U+FFFE/U+FFFF are not).
+_XML_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+_CHAR_REFERENCE = re.compile(r"&#(x[0-9a-fA-F]+|[0-9]+);")
 
 
 class DanmakuFormatError(ValueError):
@@ -73,7 +80,8 @@ class Comment:
 class ParseResult:
     comments: list[Comment]
     drops: collections.Counter
-    total: int           # number of <d> elements seen
+    total: int           # number of <d> elements (or protobuf elems) seen
+    repaired_chars: int = 0   # characters XML 1.0 forbids, removed before parsing
 
     @property
     def kept(self) -> int:
@@ -159,12 +167,36 @@ def _decode(path: str, data: bytes) -> str:
     return text
 
 
-def _parse_tree(path: str, data: bytes) -> ET.Element:
+def _forbidden_reference(m: re.Match) -> bool:
+    ref = m.group(1)
+    try:
+        cp = int(ref[1:], 16) if ref[0] in "xX" else int(ref)
+    except ValueError:
+        return False
+    return cp > 0x10FFFF or bool(_XML_FORBIDDEN.match(chr(cp)))
+
+
+def repair_xml_text(text: str) -> tuple[str, int]:
+    """Removes the characters XML 1.0 forbids, raw or as character references; returns (text, count)."""
+    text, raw = _XML_FORBIDDEN.subn("", text)
+    refs = 0
+
+    def drop(m):
+        nonlocal refs
+        if _forbidden_reference(m):
+            refs += 1
+            return ""
+        return m.group(0)
+
+    return _CHAR_REFERENCE.sub(drop, text), raw + refs
+
+
+def _parse_tree(path: str, data: bytes) -> tuple[ET.Element, int]:
     # Bilibili's newer dumps declare version="2.0", which is not XML; the
     # declaration carries nothing else we need once the bytes are decoded.
-    text = _XML_DECL.sub("", _decode(path, data), count=1)
+    text, repaired = repair_xml_text(_XML_DECL.sub("", _decode(path, data), count=1))
     try:
-        return SafeET.fromstring(text, forbid_dtd=True)
+        return SafeET.fromstring(text, forbid_dtd=True), repaired
     except defusedxml.DTDForbidden:
         raise DanmakuFormatError(path, "has a DTD (<!DOCTYPE ...>); refused, danmaku XML never needs one") from None
     except defusedxml.EntitiesForbidden as e:
@@ -191,7 +223,7 @@ def _parse_p(p: str, oid_layout: bool) -> dict:
 
 def parse_danmaku_bytes(data: bytes, path: str = "<bytes>",
                         cfg: CleaningConfig = CleaningConfig()) -> ParseResult:
-    root = _parse_tree(path, data)
+    root, repaired = _parse_tree(path, data)
     if root.tag != "i":
         raise DanmakuFormatError(path, f"root element is <{root.tag}>, expected Bilibili's <i>")
     oid_layout = root.find("oid") is not None
@@ -215,7 +247,7 @@ def parse_danmaku_bytes(data: bytes, path: str = "<bytes>",
             continue
         comments.append(Comment(text=text, **attrs))
     comments.sort(key=lambda c: c.time)
-    return ParseResult(comments=comments, drops=drops, total=total)
+    return ParseResult(comments=comments, drops=drops, total=total, repaired_chars=repaired)
 
 
 def parse_danmaku_file(path: str, cfg: CleaningConfig = CleaningConfig()) -> ParseResult:

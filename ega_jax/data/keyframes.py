@@ -51,13 +51,21 @@ def select_keyframes(frames: np.ndarray, seconds: np.ndarray,
 
 
 def align_comments(comments: Sequence[Comment], seconds: np.ndarray,
-                   owner: np.ndarray) -> tuple[list[Keyframe], int]:
-    """Groups comments under key frames; returns (key frames, comments outside every frame)."""
+                   owner: np.ndarray, edges: np.ndarray | None = None) -> tuple[list[Keyframe], int]:
+    """Groups comments under key frames; returns (key frames, comments outside every frame).
+
+    A comment belongs to the frame of its whole second; with edges (n + 1 increasing bounds, from
+    a frame folder of instants, ega_jax/data/video.py) to the frame i with edges[i] <= t < edges[i+1].
+    """
     second_to_index = {int(s): i for i, s in enumerate(seconds)}
     by_exemplar: dict[int, list[Comment]] = {int(e): [] for e in np.unique(owner)}
     outside = 0
     for c in comments:
-        i = second_to_index.get(int(np.floor(c.time)))
+        if edges is None:
+            i = second_to_index.get(int(np.floor(c.time)))
+        else:
+            j = int(np.searchsorted(edges, c.time, side="right")) - 1
+            i = j if 0 <= j < len(seconds) else None
         if i is None:
             outside += 1
             continue
