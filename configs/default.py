@@ -13,6 +13,10 @@ def data_config() -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(dict(
         dir="",
         default_root="data/controlled_world",
+        # A text-only dataset for the sentence VAE alone (configs/text_vae_real.py): every danmaku
+        # file (XML or protobuf) below this folder, comments of one file within window_seconds
+        # grouped as one key frame's, held out by file; built into dir when dir holds none yet.
+        danmaku_only="", window_seconds=10.0,
         # How a dataset is built from videos + danmaku (ega_jax/data/build_lib.py: BuildConfig).
         build=dict(
             videos="", danmaku="", out="",

@@ -1,13 +1,15 @@
 r"""Danmaku from a trained model's workdir: E-GA (the main job's --workdir) or a baseline's.
 
   python -m ega_jax.generate --workdir=W --image=frame.png [-n 10] [--strategy=beam]
-  python -m ega_jax.generate --workdir=W --video=in.mp4 --out=out.xml [--format=ass]
+  python -m ega_jax.generate --workdir=W --video=in.mp4 --out=out.xml [--format=ass] [--preview=preview.html]
 
---image prints n comments for the image. --video runs the key-frame pipeline
-(1 fps -> SCD -> affinity propagation), generates comments for every key
-frame and spreads them over the seconds of its cluster, then writes a
-Bilibili XML danmaku file (loads in CommentCoreLibrary-style players) or, with
---format=ass, ASS subtitles.
+--image prints n comments for the image. --video (a video file or a frame folder,
+see ega_jax/data/video.py) runs the key-frame pipeline (1 fps -> SCD -> affinity
+propagation), generates comments for every key frame and spreads them over the
+time of its cluster, then writes a Bilibili XML danmaku file (loads in
+CommentCoreLibrary-style players) or, with --format=ass, ASS subtitles.
+--preview also writes an HTML page that plays the video (or steps through the
+frame folder) with the generated danmaku flying over it (ega_jax/player.py).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from absl import app, flags, logging
 from PIL import Image
 
-from ega_jax import runs, tracks, zoo
+from ega_jax import player, runs, tracks, zoo
 from ega_jax.data import ass, danmaku_xml
 from ega_jax.data.video import VideoDecodeError
 
@@ -30,6 +32,8 @@ flags.DEFINE_string("image", None, "An image to comment on.")
 flags.DEFINE_string("video", None, "A video to write a danmaku track for.")
 flags.DEFINE_string("out", None, "Output file for --video.")
 flags.DEFINE_enum("format", "xml", ["xml", "ass"], "Output format for --video.")
+flags.DEFINE_string("preview", None, "With --video: also write this HTML page, the video (or frame folder) "
+                    "playing with the generated danmaku over it.")
 flags.DEFINE_integer("n", 10, "Comments per image (with --image).", short_name="n")
 flags.DEFINE_enum("strategy", None, ["greedy", "sample", "topk", "beam"],
                   "Decoding strategy (default: the model's config.generate.strategy).")
@@ -49,6 +53,8 @@ def main(argv):
         raise app.UsageError("give exactly one of --image or --video")
     if FLAGS.video and not FLAGS.out:
         raise app.UsageError("--video needs --out")
+    if FLAGS.preview and not FLAGS.video:
+        raise app.UsageError("--preview needs --video")
     try:
         gen, config = zoo.load(FLAGS.workdir)
     except (runs.RunError, runs.ConfigError) as e:
@@ -76,6 +82,9 @@ def main(argv):
         ass.write_ass(track, FLAGS.out)
     print(f"wrote {len(track)} comments over {track[-1].time:.0f}s to {FLAGS.out}" if track else
           f"no comments generated; wrote an empty track to {FLAGS.out}")
+    if FLAGS.preview:
+        player.write_preview(FLAGS.preview, FLAGS.video, track)
+        print(f"preview: {FLAGS.preview} (open it in a browser; it plays {FLAGS.video} with the danmaku)")
     return 0
 
 

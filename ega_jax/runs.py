@@ -22,7 +22,7 @@ import ml_collections
 CONFIG, VOCAB, FINISHED = "config.json", "vocab.json", "FINISHED.json"
 
 # Config fields that hold file-system paths; save_config writes them absolute.
-PATH_FIELDS = ("dir", "default_root", "image_vae_dir", "text_vae_dir", "real_danmaku")
+PATH_FIELDS = ("dir", "default_root", "image_vae_dir", "text_vae_dir", "real_danmaku", "danmaku_only")
 
 
 class RunError(FileNotFoundError):
@@ -101,6 +101,14 @@ def resolve_dataset(config, log=print) -> str:
     # The data build needs PyAV and TensorFlow; loading a trained model (which imports this module) must not.
     from ega_jax.data import build, build_lib
     from ega_jax.data.controlled_world import WorldConfig
+    if config.data.get("danmaku_only"):
+        if not config.data.dir:
+            raise ConfigError("data.danmaku_only needs data.dir: the folder its text-only dataset is built into")
+        if not build_lib.is_built(config.data.dir):
+            log(f"building a text-only dataset from {config.data.danmaku_only} into {config.data.dir}")
+            build.build_text_dataset(config.data.danmaku_only, config.data.dir, config.data.window_seconds,
+                                     build_lib.BuildConfig.from_dict(config.data.build.to_dict()), log)
+        return config.data.dir
     if config.data.dir:
         if not build_lib.is_built(config.data.dir):
             raise RunError(

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from ega_jax import ega, metrics, vae
-from ega_jax.data import ass, danmaku_xml
+from ega_jax.data import ass, danmaku_xml, video
 from ega_jax.data.danmaku_xml import Comment
 from ega_jax.models.wgan import Critic
 from conftest import REPO
@@ -242,6 +242,33 @@ def test_generate_cli_image_and_video(main_run, tmp_path):
             assert ass.read_ass(str(out))
     bad = run(f"--image={tmp_path / 'nope.png'}")
     assert bad.returncode != 0 and "nope.png" in bad.stderr
+
+
+def test_generate_for_a_frame_folder_with_a_preview(main_run, tmp_path):
+    """--video may be a frame folder (images + index.csv of instants); --preview writes the player page.
+    The XML track passes our reader, a strict XML parser and biliass (a real consumer)."""
+    import xml.etree.ElementTree as ET
+    from PIL import Image
+    w, _, tiny_world = main_run
+    seconds, frames = video.frames_at_each_second(next((tiny_world["raw"] / "videos").iterdir()), size=(48, 48))
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for s_, f in zip(seconds, frames):
+        Image.fromarray(f).save(folder / f"img{s_:03d}.jpg")
+    (folder / "index.csv").write_text("file,time_s\n" + "".join(f"img{s_:03d}.jpg,{s_ + 0.5}\n" for s_ in seconds))
+    out, page = tmp_path / "track.xml", tmp_path / "site" / "preview.html"
+    r = subprocess.run([sys.executable, "-m", "ega_jax.generate", f"--workdir={w}", f"--video={folder}", f"--out={out}",
+                        f"--preview={page}"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    track = danmaku_xml.parse_danmaku_file(str(out)).comments
+    assert track and all(0 <= c.time < len(seconds) + 0.01 for c in track)
+    assert len(ET.parse(str(out)).getroot().findall("d")) == len(track)
+    html = page.read_text(encoding="utf-8")
+    assert "../frames/img000.jpg" in html and all(json.dumps(c.text, ensure_ascii=False)[1:-1] in html
+                                                    for c in track if "<" not in c.text and "&" not in c.text)
+    biliass = pytest.importorskip("biliass", reason="biliass (a test extra) is not installed")
+    rendered = biliass.convert_to_ass(out.read_text(encoding="utf-8"), 1280, 720, reduce_comments=False)
+    assert sum(line.startswith("Dialogue:") for line in rendered.splitlines()) == len(track)
 
 
 def test_relevance_study_runs_probes_bounds_and_variants(main_run, tmp_path):

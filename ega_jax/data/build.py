@@ -28,7 +28,6 @@ counted; the rest is still built. Exit status: 0 when nothing was skipped,
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import sys
 import time

@@ -3,6 +3,7 @@ as prerequisites of the jobs that need frozen stage-1 models (E-GA, CVAE, Simple
 
 from __future__ import annotations
 
+import jax
 import ml_collections
 
 from ega_jax import runs, train, vae
@@ -13,7 +14,12 @@ def run(config, workdir: str) -> int:
     data_dir = runs.resolve_dataset(config)
     task = (vae.image_vae_task if config.stage == "image_vae" else vae.text_vae_task)(config, data_dir)
     runs.copy_vocab(data_dir, workdir)
-    train.train_and_evaluate(task, config.train, workdir, config.seed)
+    state = train.train_and_evaluate(task, config.train, workdir, config.seed)
+    if config.stage == "text_vae" and jax.process_index() == 0:
+        r = vae.text_model_report(task, state, config, data_dir, workdir)
+        print(f"text_vae: held-out NLL {r['held_out_nll_per_char']:.3f} nats/char; {r['samples']} samples from "
+              f"N(0, I): fluency {r['fluency']:.3f}, diversity {r['diversity']:.3f}, verbatim train comments "
+              f"{r['verbatim_share']:.3f} ({workdir}/text_report.md)")
     runs.mark_finished(workdir, config.stage, config.train.num_steps, data_dir)
     print(f"{config.stage}: done; checkpoints in {workdir}/checkpoints, samples in {workdir}/samples, "
           f"TensorBoard logs in {workdir}/tensorboard")
