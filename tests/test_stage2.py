@@ -288,3 +288,37 @@ def test_relevance_study_runs_probes_bounds_and_variants(main_run, tmp_path):
     for x in rows:
         assert 0.0 <= float(x["relation"]) <= 1.0 and 0.0 <= float(x["fluency"]) <= 1.0
     assert "scene from mu_v" in (tmp_path / "relevance.md").read_text(encoding="utf-8")
+
+
+def test_main_job_on_the_real_pair_with_a_real_text_model(tmp_path):
+    """Real data end to end at tiny size: the real pair (a frame folder + its Bilibili XML) built as a
+    dataset, a sentence VAE trained on the real danmaku folder (configs/text_vae_real.py), then the
+    main job with --config.data.dir and --config.stage1.text_vae_dir."""
+    from conftest import shared
+    from ega_jax.data import build
+    pair = shared("paired", "one-more-time-one-more-chance")
+    real = shared("danmaku", "bilibili")
+    data = tmp_path / "pair"
+    s = build.build_dataset(build.BuildConfig(videos=str(pair / "frames"), danmaku=str(pair / f"{pair.name}.xml"),
+                                              out=str(data), image_size=32, num_shards=1), log=lambda *_: None)
+    assert s["keyframes"]["train"] >= 2 and s["keyframes"]["test"] >= 1
+    text = tmp_path / "text_vae"
+    tiny_text = [a.replace("--config.stage1.text_vae.", "--config.") for a in TINY
+                 if a.startswith("--config.stage1.text_vae.")]
+    r = subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/text_vae_real.py", f"--workdir={text}",
+                        f"--config.data.danmaku_only={real}", f"--config.data.dir={tmp_path / 'text_data'}",
+                        *tiny_text], capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    report = json.loads((text / "text_report.json").read_text(encoding="utf-8"))
+    assert report["samples"] == 1000 and 0 <= report["fluency"] <= 1 and report["held_out_nll_per_char"] > 0
+    assert "text_vae: held-out NLL" in r.stdout
+    w = tmp_path / "ega"
+    r = _main(f"--workdir={w}", f"--config.data.dir={data}", f"--config.stage1.text_vae_dir={text}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "text_vae: finished run found" in r.stdout and "relation to the true scene" not in r.stdout
+    rows = [json.loads(x) for x in (w / "generated" / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(rows) == 3 * s["keyframes"]["test"]
+    # the comments are the real-text model's: every character is in its vocabulary
+    chars = {c for c, _ in json.loads((text / "vocab.json").read_text(encoding="utf-8"))["chars"]}
+    assert all(set(x["comment"]) <= chars for x in rows)
+    assert json.loads((w / "config.json").read_text())["stage1"]["text_vae_dir"] == str(text)

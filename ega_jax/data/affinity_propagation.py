@@ -26,6 +26,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
+from scipy.spatial.distance import cdist
 
 _ISOLATED = -1e9
 
@@ -104,8 +105,9 @@ def _affinity_propagation(S, damping, n_real, max_iter: int, convergence_iter: i
 
 def affinity_propagation(features: np.ndarray, damping: float = 0.5, preference: float | None = None,
                          max_iter: int = 200, convergence_iter: int = 15, bucket: int = 64,
-                         noise_seed: int | None = 0, dtype=np.float32) -> APResult:
-    """Clusters the rows of ``features`` (n, d) with similarity = -squared distance.
+                         noise_seed: int | None = 0, dtype=np.float32, metric: str = "sqeuclidean") -> APResult:
+    """Clusters the rows of ``features`` (n, d) with similarity = -distance: metric "sqeuclidean"
+    (squared Euclidean, scikit-learn's default) or "l1" (the MPEG-7 SCD matching distance).
 
     preference: the diagonal of the similarity matrix; None takes the median of
       the whole similarity matrix, as scikit-learn does.
@@ -130,7 +132,12 @@ def affinity_propagation(features: np.ndarray, damping: float = 0.5, preference:
         return APResult(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, True)
     if n == 1:
         return APResult(np.zeros(1, np.int64), np.zeros(1, np.int64), 0, True)
-    S = negative_squared_distances(x)
+    if metric == "sqeuclidean":
+        S = negative_squared_distances(x)
+    elif metric == "l1":
+        S = -cdist(x, x, "cityblock")
+    else:
+        raise ValueError(f"metric must be 'sqeuclidean' or 'l1', got {metric!r}")
     if preference is None:
         preference = float(np.median(S))
     np.fill_diagonal(S, preference)

@@ -24,6 +24,7 @@ class KeyframeConfig:
     max_iter: int = 200
     convergence_iter: int = 15
     window: int = 1024        # frames per AP problem; bounds memory to O(window^2)
+    metric: str = "l1"        # AP similarity = -distance: "l1" (the SCD standard's matching) or "sqeuclidean"
 
 
 @dataclasses.dataclass
@@ -40,7 +41,7 @@ def select_keyframes(frames: np.ndarray, seconds: np.ndarray,
     descriptors = scd.batch_descriptors(frames, cfg.scd_coefficients)
     result = ap.windowed_affinity_propagation(
         descriptors, window=cfg.window, damping=cfg.damping,
-        max_iter=cfg.max_iter, convergence_iter=cfg.convergence_iter)
+        max_iter=cfg.max_iter, convergence_iter=cfg.convergence_iter, metric=cfg.metric)
     if result.exemplars.size == 0:
         # AP can fail to find any exemplar (it did not converge); every frame
         # is then its own key frame rather than losing the video.

@@ -1,31 +1,37 @@
 """MPEG-7 Scalable Color Descriptor (SCD), in numpy.
 
-Follows the structure of the MPEG-7 visual standard (ISO/IEC 15938-3):
+What it computes, step by step, against the MPEG-7 visual standard (ISO/IEC 15938-3) and its
+reference extractor (the XM):
 
-1. A 256-bin HSV histogram: hue in 16 uniform bins, saturation in 4, value in 4.
-2. Each bin's share of the pixels is quantised non-uniformly to 4 bits
-   (0..15). Small shares get finer steps than large ones: a bin holding
-   share ``p`` becomes ``round(15 * sqrt(min(p, P_CLIP) / P_CLIP))``, so the
-   quantiser's thresholds grow quadratically, as the standard's table does.
-3. A Haar transform over the 16x4x4 histogram, unnormalised (sums and
-   differences, so everything stays integer), in the standard's order:
-   halve H (16->8), then S (4->2), then V (4->2), then H (8->4). The
-   coefficients are laid out coarse to fine: the 16 low-pass sums of the
-   4Hx2Sx2V histogram, then the high-pass coefficients of each level from the
-   coarsest. Truncating to the first 16, 32, 64, 128 or 256 coefficients
-   therefore gives the descriptor at that scale ("scalable").
+1. A 256-bin HSV histogram: hue in 16 uniform bins, saturation in 4, value in 4 (as the standard).
+2. Each bin's share ``p`` of the pixels is quantised non-linearly to 4 bits as the reference
+   extractor does: ``round(15 * (min(p, P_SAT) / P_SAT) ** 0.4)`` with P_SAT = 0.4, so shares
+   of 0.4 and more saturate at 15 and small shares get the finest steps
+   (``bin_quantiser``; hand-derived values are in tests/test_scd_and_ap.py).
+3. The standard's Haar transform over the 16x4x4 histogram, unnormalised (sums and
+   differences, so everything stays integer), in the standard's order: halve H (16->8),
+   then S (4->2), then V (4->2), then H (8->4). The coefficients are laid out coarse to fine:
+   the 16 low-pass sums of the 4Hx2Sx2V histogram, then the high-pass coefficients of each
+   level from the coarsest. Truncating to the first 16, 32, 64, 128 or 256 coefficients gives
+   the descriptor at that scale ("scalable").
+4. Matching is the standard's L1 distance between coefficients (``l1_distances``; affinity
+   propagation uses its negative as the similarity, ega_jax/data/keyframes.py).
 
-Distances between descriptors of the same length are Euclidean here (the
-affinity propagation similarity is the negative squared distance).
+What is left out, and why: the standard then codes each coefficient with a per-coefficient
+offset, clipping range and bit depth (a 256-entry table of the XM). That table is not
+reproduced here. The offset is a constant per coefficient and cancels in every difference, so
+L1 distances are the standard's wherever no coefficient reaches its clipping range; kept
+unclipped, the coefficients are full-precision integers (NumberOfBitplanesDiscarded = 0).
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy.spatial.distance import cdist
 
 H_BINS, S_BINS, V_BINS = 16, 4, 4
 VALID_LENGTHS = (16, 32, 64, 128, 256)
-P_CLIP = 0.25  # shares above this saturate at 15
+P_SAT = 0.4   # bin shares at or above this saturate at 15 (the reference extractor's quantiser)
 
 # (axis, description) of each Haar level, applied in order.
 _LEVELS = ((0, "H 16->8"), (1, "S 4->2"), (2, "V 4->2"), (0, "H 8->4"))
@@ -49,13 +55,22 @@ def rgb_to_hsv_bins(rgb: np.ndarray) -> np.ndarray:
     return (h * S_BINS + s) * V_BINS + v
 
 
+def bin_quantiser(share: np.ndarray) -> np.ndarray:
+    """A bin's share of the pixels (0..1) -> its 4-bit value, 15 * (p / 0.4)^0.4 rounded, saturating."""
+    return np.rint(15.0 * (np.minimum(share, P_SAT) / P_SAT) ** 0.4).astype(np.int32)
+
+
 def quantised_histogram(rgb: np.ndarray) -> np.ndarray:
-    """The 4-bit non-uniformly quantised 16x4x4 histogram, int32."""
+    """The 4-bit non-linearly quantised 16x4x4 histogram, int32."""
     bins = rgb_to_hsv_bins(rgb).ravel()
     counts = np.bincount(bins, minlength=H_BINS * S_BINS * V_BINS)
     share = counts / max(bins.size, 1)
-    q = np.rint(15.0 * np.sqrt(np.minimum(share, P_CLIP) / P_CLIP)).astype(np.int32)
-    return q.reshape(H_BINS, S_BINS, V_BINS)
+    return bin_quantiser(share).reshape(H_BINS, S_BINS, V_BINS)
+
+
+def l1_distances(x: np.ndarray) -> np.ndarray:
+    """(n, d) descriptors -> (n, n) L1 distances, the standard's SCD matching, in float64."""
+    return cdist(np.asarray(x, np.float64), np.asarray(x, np.float64), "cityblock")
 
 
 def _haar_step(x: np.ndarray, axis: int) -> tuple[np.ndarray, np.ndarray]:
