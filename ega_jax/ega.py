@@ -47,6 +47,10 @@ class GAN:
     # Matching-aware critic (Reed et al. 2016, GAN-CLS): this share of the critic's "fake" side is real
     # comment latents paired with another frame's h_v, so the critic must check the pair, not h_s alone.
     mismatch: float = 0.0
+    # Mode seeking (Mao et al. 2019, MSGAN): the generator also maximises, per frame, the distance
+    # between the latents of two noise draws relative to the draws' distance, with this weight
+    # (0: the paper's generator loss). Counters a conditional generator that ignores its noise.
+    mode_seeking: float = 0.0
 
     def init(self, rng, latent_v: int, latent_s: int) -> GANState:
         g_rng, d_rng = jax.random.split(rng)
@@ -72,7 +76,7 @@ def make_gan(cfg, opt_cfg, latent_s: int) -> GAN:
     return GAN(Generator(latent_s, tuple(cfg.g_hidden), cfg.leak),
                Critic(tuple(cfg.d_hidden), cfg.leak, conditioning),
                make_optimizer(opt_cfg), make_optimizer(opt_cfg), cfg.noise_dim, cfg.n_critic,
-               cfg.penalty, cfg.clip, cfg.gp_weight, cfg.get("mismatch", 0.0))
+               cfg.penalty, cfg.clip, cfg.gp_weight, cfg.get("mismatch", 0.0), cfg.get("mode_seeking", 0.0))
 
 
 def critic_loss(gan: GAN, d_params, h_v, real, fake, rng):
@@ -124,8 +128,19 @@ def gan_train_step(state: GANState, batch, rng, *, gan: GAN):
         (batch["real_v"], batch["real_s"], jax.random.split(d_rng, gan.n_critic)))
 
     def g_loss_fn(g_params):
-        fake, new_bs = fake_of(batch["gen_v"], g_rng, g_params, bs)
-        return -jnp.mean(gan.critic.apply({"params": d_params}, batch["gen_v"], fake)), new_bs
+        if not gan.mode_seeking:
+            fake, new_bs = fake_of(batch["gen_v"], g_rng, g_params, bs)
+            return -jnp.mean(gan.critic.apply({"params": d_params}, batch["gen_v"], fake)), new_bs
+        # Two noise draws per frame in one batch (so batch norm sees both).
+        h_v = jnp.concatenate([batch["gen_v"], batch["gen_v"]])
+        tau = jax.random.normal(g_rng, (h_v.shape[0], gan.noise_dim))
+        fake, upd = gan.generator.apply({"params": g_params, "batch_stats": bs}, h_v, tau, train=True,
+                                        mutable=["batch_stats"])
+        adv = -jnp.mean(gan.critic.apply({"params": d_params}, h_v, fake))
+        f1, f2 = jnp.split(fake, 2)
+        t1, t2 = jnp.split(tau, 2)
+        ratio = jnp.mean(jnp.abs(f1 - f2)) / jnp.mean(jnp.abs(t1 - t2))
+        return adv + gan.mode_seeking / (ratio + 1e-5), upd["batch_stats"]
 
     (g_loss, bs), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(g_params)
     g_updates, g_opt = gan.g_tx.update(g_grads, state.opt_state["generator"], g_params)

@@ -231,29 +231,51 @@ def train_and_evaluate(task: Task, cfg, workdir: str, seed: int, log: Callable[[
     is_main = jax.process_index() == 0
     writer = _Writer(workdir, enabled=is_main)
     batches = task.train_batches(start)
-    window, window_start, t_window = {}, start, time.perf_counter()
+    # Metrics stay on the device and come back at log and checkpoint points (as in flax's lm1b):
+    # fetching them every step would make the host wait for each step, and an accelerator idle
+    # between steps. The non-finite-loss check runs on what comes back, before any checkpoint is
+    # written, so the last checkpoint on disk is always from finite steps.
+    pending, window, window_start = [], {}, start
+    t_window, input_wait = time.perf_counter(), 0.0
+
+    def flush(upto: int) -> None:
+        host = jax.device_get(pending)
+        for i, metrics in enumerate(host):
+            loss = float(metrics["loss"])
+            if not math.isfinite(loss):
+                last = mngr.latest_step()
+                raise NonFiniteLossError(
+                    f"{task.name}: loss is {loss} at step {upto - len(host) + i + 1}; stopped. " + (
+                        f"The last good checkpoint (step {last}) in {mngr.directory} is intact; lower the "
+                        "learning rate or check the data, then rerun to resume from it." if last else
+                        f"No checkpoint was written before it ({mngr.directory} is empty); lower the learning "
+                        "rate or check the data, then rerun."))
+            for k, v in metrics.items():
+                window[k] = window.get(k, 0.0) + float(v)
+        pending.clear()
+
     try:
         for step in range(start, cfg.num_steps):
+            t_in = time.perf_counter()
             batch = next(batches)
             if dp is not None:
                 batch = dp.shard_batch(batch, task.batch_axes)
+            input_wait += time.perf_counter() - t_in
             state, metrics = train_step(state, batch, jax.random.fold_in(step_key, step))
-            metrics = jax.device_get(metrics)
-            if not math.isfinite(float(metrics["loss"])):
-                raise NonFiniteLossError(
-                    f"{task.name}: loss is {float(metrics['loss'])} at step {step + 1}; stopped. "
-                    f"The last good checkpoint (step {mngr.latest_step()}) in {mngr.directory} is intact; "
-                    "lower the learning rate or check the data, then rerun to resume from it.")
-            for k, v in metrics.items():
-                window[k] = window.get(k, 0.0) + float(v)
+            pending.append(metrics)
             s = step + 1
-            if s % cfg.log_every == 0 or s == cfg.num_steps:
+            is_log = s % cfg.log_every == 0 or s == cfg.num_steps
+            if is_log or s % cfg.checkpoint_every == 0:
+                flush(s)
+            if is_log:
                 elapsed = time.perf_counter() - t_window
                 means = {k: v / (s - window_start) for k, v in window.items()}
                 means["steps_per_sec"] = (s - window_start) / max(elapsed, 1e-9)
+                # Share of wall time the loop spent waiting for the next batch (the input pipeline).
+                means["input_wait"] = input_wait / max(elapsed, 1e-9)
                 writer.write(s, "train", means)
                 log(f"{task.name} step {s}/{cfg.num_steps}: {_fmt(means)}")
-                window, window_start, t_window = {}, s, time.perf_counter()
+                window, window_start, t_window, input_wait = {}, s, time.perf_counter(), 0.0
             if eval_step and (s % cfg.eval_every == 0 or s == cfg.num_steps):
                 scalars = evaluate(task, eval_step, state, eval_key, dp)
                 writer.write(s, "eval", scalars)

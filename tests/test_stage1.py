@@ -160,15 +160,28 @@ def test_crash_then_resume_equals_an_uninterrupted_run(tiny_world, tmp_path):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_world, tmp_path):
+@pytest.mark.parametrize("log_every,checkpoint_every,last_good", [(2, 2, 4), (8, 2, 4), (3, 4, 4), (8, 8, None)])
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_world, tmp_path, log_every, checkpoint_every,
+                                                                  last_good):
+    """Metrics come back to the host only every log_every steps (and at checkpoints), yet a NaN at
+    step 5 is still named exactly and no checkpoint after it is written."""
     data_dir = str(tiny_world["built"])
     c = tiny_config(data_dir)
+    c.train.update(log_every=log_every, checkpoint_every=checkpoint_every)
+    lines = []
     with pytest.raises(train.NonFiniteLossError, match="at step 5") as e:
-        train.train_and_evaluate(_task(c, data_dir, nan_at=5), c.train, str(tmp_path), c.seed, lambda *_: None)
-    assert "step 4" in str(e.value) and "intact" in str(e.value)
+        train.train_and_evaluate(_task(c, data_dir, nan_at=5), c.train, str(tmp_path), c.seed, lines.append)
+    if last_good is None:
+        assert "No checkpoint was written" in str(e.value)
+        assert ocp.CheckpointManager(str(tmp_path / "checkpoints")).latest_step() is None
+        return
+    assert f"step {last_good}" in str(e.value) and "intact" in str(e.value)
     state, step = _params(tmp_path, c, data_dir)
-    assert step == 4
-    assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(state.params))
+    assert step == last_good
+    if last_good:
+        assert all(np.isfinite(np.asarray(x)).all() for x in jax.tree_util.tree_leaves(state.params))
+    if log_every == 2:      # the progress line shows the input pipeline's share of wall time
+        assert any("input_wait" in x for x in lines)
 
 
 def _main(*args):
