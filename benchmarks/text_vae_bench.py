@@ -1,13 +1,18 @@
-r"""Sentence-VAE training steps per second: our jitted JAX step vs a PyTorch twin.
+r"""Sentence-VAE training steps per second: our jitted JAX step (fused GRU) vs flax's nn.GRUCell vs a PyTorch twin.
 
-  python benchmarks/text_vae_bench.py [--steps 50] [--vocab 415]
+  python benchmarks/text_vae_bench.py [--steps 30] [--repeats 5] [--batches 32 256] [--vocab 415]
 
-Both take the paper's batch (32 pairs = 64 sentences of max_len 32 characters,
-lengths drawn like the controlled world's comments), the default sizes
-(embedding 128, GRU 256, latent 64), the same loss (Eq. 6 NLL + Eq. 7 cosine +
-alpha * Eq. 3 relaxed KL) and optimiser (SGD lr 0.1 momentum 0.6, global-norm
-clip 1.0), on the same number of CPU threads. In-memory batches, so the
-input pipeline is not measured. Results: benchmarks/RESULTS.md, "text_vae_step".
+All take batches of B pairs (2B sentences of max_len 32 characters, lengths drawn like the
+controlled world's comments), the default sizes (embedding 128, GRU 256, latent 64), the same
+loss (Eq. 6 NLL + Eq. 7 cosine + alpha * Eq. 3 relaxed KL) and optimiser (SGD lr 0.1 momentum
+0.6, global-norm clip 1.0), on the same CPU threads (every core; torch.set_num_threads). In-memory
+batches, so the input pipeline is not measured. The three are timed interleaved (A, B, C, A, B,
+C, ...), --repeats times each, and the median is reported, so drift in the machine's load hits all
+alike. Results: benchmarks/RESULTS.md, "text_vae_step".
+
+The JAX variants differ only in the GRU layer: ega_jax.models.gru.FusedGRU (input projections of
+all time steps in one matmul before the scan) and flax's nn.RNN(nn.GRUCell) (the whole cell,
+input projection included, inside the scan), the layer the model used before.
 """
 
 from __future__ import annotations
@@ -28,14 +33,14 @@ import results  # noqa: E402
 BATCH, MAX_LEN, EMBED, HIDDEN, LATENT, MU0 = 32, 32, 128, 256, 64, 2.0
 
 
-def make_batches(n, vocab, seed=0):
+def make_batches(n, vocab, batch=BATCH, seed=0):
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
         pair = []
         for _ in range(2):
-            t = rng.integers(4, vocab, size=(BATCH, MAX_LEN)).astype(np.int32)
-            lengths = np.clip(rng.poisson(9, size=BATCH), 1, MAX_LEN - 1)
+            t = rng.integers(4, vocab, size=(batch, MAX_LEN)).astype(np.int32)
+            lengths = np.clip(rng.poisson(9, size=batch), 1, MAX_LEN - 1)
             for i, n_chars in enumerate(lengths):
                 t[i, n_chars] = 2
                 t[i, n_chars + 1:] = 0
@@ -44,31 +49,61 @@ def make_batches(n, vocab, seed=0):
     return out
 
 
-def bench_jax(batches, steps, vocab):
+class _FlaxCellGRU:
+    """Stand-in for FusedGRU built on flax's nn.RNN(nn.GRUCell) (the previous layer)."""
+
+    def __new__(cls, hidden, name=None):
+        import flax.linen as nn
+
+        class ScanCellGRU(nn.Module):
+            hidden: int
+
+            @nn.compact
+            def __call__(self, x, initial_carry=None, seq_lengths=None):
+                rnn = nn.RNN(nn.GRUCell(self.hidden))
+                if seq_lengths is not None:
+                    return rnn(x, seq_lengths=seq_lengths, return_carry=True)
+                return None, rnn(x, initial_carry=initial_carry)
+
+        return ScanCellGRU(hidden, name=name)
+
+
+def jax_stepper(batch, vocab, fused: bool):
+    """A compiled sentence-VAE step and its state; returns run(n) -> seconds for n steps."""
     import jax
     from configs import default
     from ega_jax import train, vae
+    from ega_jax.models import text_vae
     cfg = default.get_config()
     cfg.kl.mu0 = MU0
-    model = vae.text_model_from(cfg.text_vae, vocab)
-    state = vae.init_text_state(model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0), MAX_LEN)
-    step = jax.jit(functools.partial(vae.text_train_step, kl=cfg.kl, semantic_weight=1.0), donate_argnums=0)
-    dev = [{"s1": jax.device_put(a), "s2": jax.device_put(b)} for a, b in batches]
-    t = time.perf_counter()
-    state, m = step(state, dev[0], jax.random.PRNGKey(0))
-    jax.block_until_ready(m)
-    compile_s = time.perf_counter() - t
-    for i in range(3):
-        state, m = step(state, dev[i % len(dev)], jax.random.PRNGKey(i))
-    jax.block_until_ready(m)
-    t = time.perf_counter()
-    for i in range(steps):
-        state, m = step(state, dev[i % len(dev)], jax.random.PRNGKey(i))
-    jax.block_until_ready(m)
-    return steps / (time.perf_counter() - t), compile_s, float(m["loss"])
+    original = text_vae.FusedGRU
+    if not fused:
+        text_vae.FusedGRU = _FlaxCellGRU
+    try:
+        model = vae.text_model_from(cfg.text_vae, vocab)
+        holder = {"state": vae.init_text_state(model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0),
+                                               MAX_LEN)}
+        step = jax.jit(functools.partial(vae.text_train_step, kl=cfg.kl, semantic_weight=1.0), donate_argnums=0)
+        dev = [{"s1": jax.device_put(a), "s2": jax.device_put(b)} for a, b in make_batches(4, vocab, batch)]
+        t = time.perf_counter()
+        holder["state"], m = step(holder["state"], dev[0], jax.random.PRNGKey(0))
+        jax.block_until_ready(m)
+        compile_s = time.perf_counter() - t
+    finally:
+        text_vae.FusedGRU = original
+
+    def run(n):
+        t = time.perf_counter()
+        for i in range(n):
+            holder["state"], m = step(holder["state"], dev[i % len(dev)], jax.random.PRNGKey(i))
+        jax.block_until_ready(m)
+        return time.perf_counter() - t
+
+    run(2)
+    return run, compile_s
 
 
-def bench_torch(batches, steps, vocab, threads):
+def torch_stepper(batch, vocab, threads):
     import torch
     from torch import nn
     torch.set_num_threads(threads)
@@ -114,39 +149,54 @@ def bench_torch(batches, steps, vocab, threads):
         opt.step()
         return loss
 
-    tb = [(torch.from_numpy(a).long(), torch.from_numpy(b).long()) for a, b in batches]
-    for i in range(3):
-        step(*tb[i % len(tb)])
-    t = time.perf_counter()
-    for i in range(steps):
-        loss = step(*tb[i % len(tb)])
-    return steps / (time.perf_counter() - t), float(loss), torch.__version__
+    tb = [(torch.from_numpy(a).long(), torch.from_numpy(b).long()) for a, b in make_batches(4, vocab, batch)]
+
+    def run(n):
+        t = time.perf_counter()
+        for i in range(n):
+            step(*tb[i % len(tb)])
+        return time.perf_counter() - t
+
+    run(2)
+    return run, torch.__version__
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=50)
+    p.add_argument("--steps", type=int, default=30, help="timed steps per repeat")
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--batches", type=int, nargs="+", default=[32, 256], help="pairs per batch")
     p.add_argument("--vocab", type=int, default=415, help="415: the controlled world's vocabulary size")
     args = p.parse_args()
     threads = os.cpu_count()
-    batches = make_batches(8, args.vocab)
     import jax
-    jax_sps, compile_s, _ = bench_jax(batches, args.steps, args.vocab)
-    print(f"jax {jax.__version__}: {jax_sps:.2f} steps/s (compile {compile_s:.1f}s)")
-    try:
-        torch_sps, _, torch_version = bench_torch(batches, args.steps, args.vocab, threads)
-        print(f"torch {torch_version}: {torch_sps:.2f} steps/s")
-        torch_row = [f"PyTorch {torch_version} (nn.GRU, eager)", threads, f"{torch_sps:.2f}",
-                     f"{torch_sps * 2 * BATCH:.0f}", "-"]
-    except ImportError:
-        print("torch not installed (pip install -e '.[bench]'): PyTorch twin skipped")
-        torch_row = ["PyTorch twin", threads, "not installed", "-", "-"]
-    rows = [[f"JAX {jax.__version__} (flax GRUCell, jit, donated state)", threads, f"{jax_sps:.2f}",
-             f"{jax_sps * 2 * BATCH:.0f}", f"{compile_s:.1f}"], torch_row]
-    results.record("text_vae_step", ["implementation", "CPU threads", "train steps/s", "sentences/s",
-                                     "compile s"], rows,
-                   notes=f"Batch {BATCH} pairs (= {2 * BATCH} sentences) of max_len {MAX_LEN}, vocab {args.vocab}, "
-                         f"embedding {EMBED}, GRU {HIDDEN}, latent {LATENT}; {args.steps} timed steps after warm-up.")
+    rows = []
+    for batch in args.batches:
+        runners = {}
+        fused, c1 = jax_stepper(batch, args.vocab, fused=True)
+        cell, c2 = jax_stepper(batch, args.vocab, fused=False)
+        runners[f"JAX {jax.__version__}, FusedGRU (ega_jax.models.gru)"] = fused
+        runners[f"JAX {jax.__version__}, flax nn.RNN(nn.GRUCell)"] = cell
+        try:
+            tr, torch_version = torch_stepper(batch, args.vocab, threads)
+            runners[f"PyTorch {torch_version} (nn.GRU, eager)"] = tr
+        except ImportError:
+            print("torch not installed (pip install -e '.[bench]'): PyTorch twin skipped")
+        times = {k: [] for k in runners}
+        for _ in range(args.repeats):                     # interleaved
+            for k, run in runners.items():
+                times[k].append(args.steps / run(args.steps))
+        med = {k: float(np.median(v)) for k, v in times.items()}
+        torch_sps = next((v for k, v in med.items() if k.startswith("PyTorch")), None)
+        for k, v in med.items():
+            ratio = f"{v / torch_sps:.2f}x" if torch_sps else "-"
+            rows.append([batch, k, threads, f"{v:.2f}", f"{v * 2 * batch:.0f}", ratio,
+                         " ".join(f"{x:.1f}" for x in times[k])])
+            print(f"batch {batch}: {k}: {v:.2f} steps/s ({ratio} PyTorch)")
+    results.record("text_vae_step", ["pairs/batch", "implementation", "CPU threads", "train steps/s (median)",
+                                     "sentences/s", "vs PyTorch", "each repeat"], rows,
+                   notes=f"max_len {MAX_LEN}, vocab {args.vocab}, embedding {EMBED}, GRU {HIDDEN}, latent {LATENT}; "
+                         f"{args.repeats} interleaved repeats of {args.steps} steps after compile and warm-up; median.")
 
 
 if __name__ == "__main__":
