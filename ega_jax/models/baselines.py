@@ -24,7 +24,6 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
-from ega_jax.models.gru import FusedGRU
 from ega_jax.models.image_vae import dcgan_trunk
 from ega_jax.models.latent import reparameterize
 from ega_jax.models.text_vae import SentenceDecoder, lengths_of, shift_right
@@ -66,7 +65,7 @@ class ConditionalSentenceEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, embedded, lengths, y):
-        carry, _ = FusedGRU(self.hidden, name="gru_cell")(embedded, seq_lengths=lengths)
+        carry, _ = nn.RNN(nn.GRUCell(self.hidden, name="gru_cell"))(embedded, seq_lengths=lengths, return_carry=True)
         h = jnp.concatenate([carry, y], axis=-1)
         return nn.Dense(self.latent_dim, name="mu")(h), nn.Dense(self.latent_dim, name="logvar")(h)
 

@@ -6,8 +6,9 @@ Decoder psi_s: the latent sets the initial state (tanh of a linear map) and is
 also fed at every step next to the previous character's embedding, so the
 decoder cannot ignore it late in a sentence. Training uses teacher forcing
 (inputs <bos> c_1 .. c_{T-1}, targets c_1 .. c_T); generation runs the same
-cell step by step (ega_jax.decoding). Both GRUs are ega_jax.models.gru.FusedGRU: nn.GRUCell's
-parameters and arithmetic, with the input projections of all characters done before the scan.
+cell step by step (ega_jax.decoding). The GRUs are flax's nn.RNN(nn.GRUCell): a variant with the
+input projections of all characters hoisted out of the scan was measured slower on the 2-core CPU
+at batch 32 and 256 (benchmarks/text_vae_bench.py, RESULTS.md "text_vae_step").
 
 Default sizes (the paper does not print them): embedding 128, GRU 256,
 latent 64. Danmaku are short (median ~8 characters in the real dumps), so a
@@ -22,7 +23,6 @@ import jax
 import jax.numpy as jnp
 
 from ega_jax.data.vocab import BOS, PAD, UNK
-from ega_jax.models.gru import FusedGRU
 from ega_jax.models.latent import reparameterize
 
 
@@ -41,7 +41,8 @@ class SentenceEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, embedded, lengths):
-        carry, _ = FusedGRU(self.hidden, name="gru_cell")(embedded, seq_lengths=lengths)
+        carry, _ = nn.RNN(nn.GRUCell(self.hidden, name="gru_cell"))(
+            embedded, seq_lengths=lengths, return_carry=True)
         return nn.Dense(self.latent_dim, name="mu")(carry), nn.Dense(self.latent_dim, name="logvar")(carry)
 
 
@@ -54,7 +55,7 @@ class SentenceDecoder(nn.Module):
         carry = jnp.tanh(nn.Dense(self.hidden, name="init")(z))
         steps = embedded_inputs.shape[1]
         x = jnp.concatenate([embedded_inputs, jnp.repeat(z[:, None], steps, axis=1)], axis=-1)
-        _, y = FusedGRU(self.hidden, name="gru_cell")(x, initial_carry=carry)
+        y = nn.RNN(nn.GRUCell(self.hidden, name="gru_cell"))(x, initial_carry=carry)
         return nn.Dense(self.vocab_size, name="out")(y)
 
 

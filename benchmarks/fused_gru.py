@@ -1,4 +1,4 @@
-"""A GRU layer with the input projections of every time step computed before the recurrence.
+"""Benchmark-only (benchmarks/text_vae_bench.py): a GRU layer with the input projections of every time step computed before the recurrence.
 
 flax's ``nn.RNN(nn.GRUCell)`` runs the whole cell inside its ``lax.scan``: at every character it
 multiplies the input by the three input kernels (r, z, n) as well as the state by the three
@@ -8,6 +8,8 @@ parameters as ``nn.GRUCell`` (the tree ``ir, iz, in, hr, hz, hn`` with their ker
 the same initialisers), so checkpoints of either load in the other, and the same arithmetic:
 r = sigmoid(x W_ir + b_ir + h W_hr), z = sigmoid(x W_iz + b_iz + h W_hz),
 n = tanh(x W_in + b_in + r * (h W_hn + b_hn)), h' = (1 - z) n + z h.
+Measured slower than nn.RNN(nn.GRUCell) on the 2-core CPU (RESULTS.md "text_vae_step"), so the
+model keeps flax's cell; this stays here as the measured alternative.
 """
 
 from __future__ import annotations
