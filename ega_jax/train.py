@@ -189,9 +189,26 @@ def _fmt(d: dict) -> str:
     return " ".join(f"{k} {v:.4g}" for k, v in d.items())
 
 
+def _same_count_on_every_host(batches: list) -> list:
+    """Each host reads its own test shards, so hosts can hold different numbers of eval batches; every
+    batch is one collective step, so all must run the same number or the longer ones wait forever.
+    Short hosts repeat their last batch with an all-false mask (it adds nothing to the sums)."""
+    from jax.experimental import multihost_utils
+    most = int(np.max(multihost_utils.process_allgather(np.asarray(len(batches)))))
+    if batches and len(batches) < most:
+        if "mask" not in batches[-1]:
+            raise ValueError("eval batches need a 'mask' to be padded across hosts")
+        empty = dict(batches[-1], mask=np.zeros_like(batches[-1]["mask"]))
+        batches = batches + [empty] * (most - len(batches))
+    return batches
+
+
 def evaluate(task: Task, eval_step, state, rng, dp: DataParallel | None = None) -> dict:
     sums = {}
-    for i, batch in enumerate(task.eval_batches()):
+    batches = task.eval_batches()
+    if dp is not None and jax.process_count() > 1:
+        batches = _same_count_on_every_host(list(batches))
+    for i, batch in enumerate(batches):
         if dp is not None:
             batch = dp.shard_batch(batch)
         out = jax.device_get(eval_step(state, batch, jax.random.fold_in(rng, i)))
