@@ -193,6 +193,7 @@ def _same_count_on_every_host(batches: list) -> list:
     """Each host reads its own test shards, so hosts can hold different numbers of eval batches; every
     batch is one collective step, so all must run the same number or the longer ones wait forever.
     Short hosts repeat their last batch with an all-false mask (it adds nothing to the sums)."""
+    # Only multi-host evaluation needs it; jax.experimental stays off every other path.
     from jax.experimental import multihost_utils
     most = int(np.max(multihost_utils.process_allgather(np.asarray(len(batches)))))
     if batches and len(batches) < most:
