@@ -209,7 +209,7 @@ def _define_flags():
     flags.DEFINE_integer("max_seconds", 0, "Use only the first N seconds of each video (0: all).")
     flags.DEFINE_integer("scd_coefficients", 256, "SCD length: 16, 32, 64, 128 or 256.")
     flags.DEFINE_float("damping", 0.5, "Affinity propagation damping in [0.5, 1).")
-    flags.DEFINE_enum("keyframe_metric", "l1", ["l1", "sqeuclidean"], "Affinity propagation similarity: -L1 "
+    flags.DEFINE_enum("keyframe_metric", "sqeuclidean", ["sqeuclidean", "l1"], "Affinity propagation similarity: -L1 "
                       "(the SCD standard's matching) or -squared Euclidean distance between SCDs.")
     flags.DEFINE_integer("ap_window", 1024, "Frames per affinity propagation problem (memory bound).")
     flags.DEFINE_string("runner", "", "Build with Apache Beam on this runner (DirectRunner, DataflowRunner, "

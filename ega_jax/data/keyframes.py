@@ -24,7 +24,7 @@ class KeyframeConfig:
     max_iter: int = 200
     convergence_iter: int = 15
     window: int = 1024        # frames per AP problem; bounds memory to O(window^2)
-    metric: str = "l1"        # AP similarity = -distance: "l1" (the SCD standard's matching) or "sqeuclidean"
+    metric: str = "sqeuclidean"   # AP similarity = -distance: "sqeuclidean" (default) or "l1" (the SCD standard's matching)
 
 
 @dataclasses.dataclass
