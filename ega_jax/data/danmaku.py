@@ -47,11 +47,7 @@ def parse_bytes(data: bytes, path: str = "<bytes>", cfg: CleaningConfig = Cleani
 
 
 def parse_file(path: str, cfg: CleaningConfig = CleaningConfig()) -> ParseResult:
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
-        raise DanmakuFormatError(str(path), f"cannot be read: {e.strerror}") from None
+    data = danmaku_xml.read_danmaku_bytes(path)
     if not data:
         raise DanmakuFormatError(str(path), "is empty (0 bytes)")
     return parse_bytes(data, str(path), cfg)

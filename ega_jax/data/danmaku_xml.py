@@ -250,13 +250,17 @@ def parse_danmaku_bytes(data: bytes, path: str = "<bytes>",
     return ParseResult(comments=comments, drops=drops, total=total, repaired_chars=repaired)
 
 
-def parse_danmaku_file(path: str, cfg: CleaningConfig = CleaningConfig()) -> ParseResult:
+def read_danmaku_bytes(path: str) -> bytes:
+    """A danmaku file's bytes; an unreadable file is a DanmakuFormatError naming it."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            return f.read()
     except OSError as e:
         raise DanmakuFormatError(str(path), f"cannot be read: {e.strerror}") from None
-    return parse_danmaku_bytes(data, str(path), cfg)
+
+
+def parse_danmaku_file(path: str, cfg: CleaningConfig = CleaningConfig()) -> ParseResult:
+    return parse_danmaku_bytes(read_danmaku_bytes(path), str(path), cfg)
 
 
 def write_danmaku_xml(comments: Iterable[Comment], path_or_file, chat_id: str = "0") -> None:
