@@ -37,13 +37,14 @@ def get_config():
     # 1000 -> 1 without, leaky ReLU 0.01. noise tau: 64-dimensional. n_critic 5 and weight clipping
     # at 0.01 as in the WGAN paper (Arjovsky et al.); penalty="gp" uses a gradient penalty of gp_weight.
     # mismatch: share of the critic's fake side that is real h_s under another frame's h_v (a
-    # matching-aware critic, Reed et al. 2016); 0 is the paper's critic. conditioning: how the critic
+    # matching-aware critic, Reed et al. 2016); 0 is the paper's critic. mismatch_decay_steps > 0: the
+    # share moves linearly from mismatch to mismatch_final over that many steps (0: constant). conditioning: how the critic
     # sees h_v, "concat" (the paper) or "projection" (an inner product with its last hidden layer).
     # mode_seeking: weight of a mode-seeking term in G's loss (MSGAN, Mao et al. 2019); 0 is the paper's.
     config.gan = ml_collections.ConfigDict(dict(
         noise_dim=64, g_hidden=(1000, 500), d_hidden=(2000, 1000), leak=0.01,
-        n_critic=5, penalty="clip", clip=0.01, gp_weight=10.0, mismatch=0.0, conditioning="concat",
-        mode_seeking=0.0))
+        n_critic=5, penalty="clip", clip=0.01, gp_weight=10.0, mismatch=0.0, mismatch_final=0.0,
+        mismatch_decay_steps=0, conditioning="concat", mode_seeking=0.0))
     # Paper 2.3: RMSProp, learning rate 1e-5, decay 0.9; no gradient clipping.
     config.gan_optimizer = ml_collections.ConfigDict(dict(name="rmsprop", lr=1e-5, decay=0.9, momentum=0.0,
                                                           clip_norm=0.0))

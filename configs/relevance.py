@@ -1,10 +1,14 @@
 """Where E-GA's frame -> comment link breaks: probes, bounds and GAN variants on frozen stage-1 models.
 
   python -m ega_jax.main --config=configs/relevance.py --workdir=W [--config.stage1.image_vae_dir=...]
+      [--config.study.only=gp_mismatch,gp_mm08_ms3_lr1e3]
 
 configs/gan.py (every value there applies) plus the study: each variant is a list of overrides of
 the main job's config, "section.key=value; ...", trained for study.steps on the same frozen VAEs.
-Results: W/relevance.md, W/relevance.csv (ega_jax/jobs/relevance.py).
+Every variant spells out all the GAN settings the study varies, so a row means the same thing
+whatever configs/gan.py holds. study.only: comma-separated variant names to run (empty: all; the
+whole study is about 20 runs of 6-10 minutes on one core). Results: W/relevance.md, W/relevance.csv
+(ega_jax/jobs/relevance.py); the measured table is docs/relevance.md.
 """
 
 import ml_collections
@@ -12,17 +16,48 @@ import ml_collections
 from configs import gan
 
 
+def variant(penalty: str, mismatch: float, *, lr: float = 1e-4, mode_seeking: float = 0.0, n_critic: int = 5,
+            extra: str = "") -> str:
+    """The overrides of one variant: RMSProp at lr, the paper's concatenation critic unless extra says."""
+    return (f"gan.penalty='{penalty}'; gan.mismatch={mismatch}; gan.mismatch_decay_steps=0; "
+            f"gan.mode_seeking={mode_seeking}; gan.n_critic={n_critic}; gan.conditioning='concat'; "
+            f"gan.noise_dim=64; gan_optimizer.name='rmsprop'; gan_optimizer.lr={lr}" + (f"; {extra}" if extra else ""))
+
+
 def get_config():
     config = gan.get_config()
     config.stage = "relevance"
     config.study = ml_collections.ConfigDict(dict(
         steps=3000,
+        only="",
         variants=dict(
-            clip="gan.penalty='clip'; gan.mismatch=0.0",             # the paper's critic (weight clipping)
-            gp="gan.penalty='gp'; gan.mismatch=0.0",                 # a gradient penalty instead
-            clip_mismatch="gan.penalty='clip'; gan.mismatch=0.5",    # a matching-aware critic
-            gp_mismatch="gan.penalty='gp'; gan.mismatch=0.5",        # both: configs/gan.py
-            gp_mismatch_adam="gan.penalty='gp'; gan.mismatch=0.5; gan_optimizer.name='adam'; "
-                             "gan_optimizer.b1=0.5; gan_optimizer.b2=0.9",
+            # The critic: the paper's (weight clipping), a gradient penalty, matching-aware (a share of
+            # the fake side is real comments under another frame), both.
+            clip=variant("clip", 0.0),
+            gp=variant("gp", 0.0),
+            clip_mismatch=variant("clip", 0.5),
+            gp_mismatch=variant("gp", 0.5),
+            gp_mismatch_adam=variant("gp", 0.5, extra="gan_optimizer.name='adam'; gan_optimizer.b1=0.5; "
+                                                      "gan_optimizer.b2=0.9"),
+            # How the critic sees h_v: an inner product with its last hidden layer (projection).
+            proj_gp=variant("gp", 0.0, extra="gan.conditioning='projection'"),
+            proj_gp_mm=variant("gp", 0.5, extra="gan.conditioning='projection'"),
+            proj_gp_mm_noise8=variant("gp", 0.5, extra="gan.conditioning='projection'; gan.noise_dim=8"),
+            # More of the matching-aware share; and a share decayed to 0 over the run.
+            gp_mm07=variant("gp", 0.7),
+            gp_mm08=variant("gp", 0.8),
+            clip_mm08=variant("clip", 0.8),
+            gp_mm08to0=variant("gp", 0.8, extra="gan.mismatch_final=0.0; gan.mismatch_decay_steps=3000"),
+            # G's use of its noise: a mode-seeking term (MSGAN) against the lost diversity.
+            gp_mm08_ms1=variant("gp", 0.8, mode_seeking=1.0),
+            gp_mm07_ms2=variant("gp", 0.7, mode_seeking=2.0),
+            gp_mm08_ms3=variant("gp", 0.8, mode_seeking=3.0),
+            gp_mm09_ms3=variant("gp", 0.9, mode_seeking=3.0),
+            # Learning rates and critic updates per step.
+            gp_mm08_ms3_lr3e4=variant("gp", 0.8, mode_seeking=3.0, lr=3e-4),
+            gp_mm08_ms3_lr3e4_nc2=variant("gp", 0.8, mode_seeking=3.0, lr=3e-4, n_critic=2),
+            gp_mm08_ms3_lr1e3=variant("gp", 0.8, mode_seeking=3.0, lr=1e-3),
+            gp_mm085_ms4_lr1e3=variant("gp", 0.85, mode_seeking=4.0, lr=1e-3),
+            gp_mm09_ms6_lr1e3=variant("gp", 0.9, mode_seeking=6.0, lr=1e-3),
         )))
     return config

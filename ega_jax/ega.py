@@ -47,6 +47,12 @@ class GAN:
     # Matching-aware critic (Reed et al. 2016, GAN-CLS): this share of the critic's "fake" side is real
     # comment latents paired with another frame's h_v, so the critic must check the pair, not h_s alone.
     mismatch: float = 0.0
+    # With mismatch_decay_steps > 0 the share moves linearly from `mismatch` to `mismatch_final` over
+    # that many G steps (then stays). Why: mismatched pairs teach the critic to read h_v fast, but while they are in
+    # the fake side the best G over-weights the content that tells frames apart (a scene's phrases) and
+    # drops the rest; decayed towards 0 the objective becomes the plain conditional WGAN again.
+    mismatch_final: float = 0.0
+    mismatch_decay_steps: int = 0
     # Mode seeking (Mao et al. 2019, MSGAN): the generator also maximises, per frame, the distance
     # between the latents of two noise draws relative to the draws' distance, with this weight
     # (0: the paper's generator loss). Counters a conditional generator that ignores its noise.
@@ -76,18 +82,30 @@ def make_gan(cfg, opt_cfg, latent_s: int) -> GAN:
     return GAN(Generator(latent_s, tuple(cfg.g_hidden), cfg.leak),
                Critic(tuple(cfg.d_hidden), cfg.leak, conditioning),
                make_optimizer(opt_cfg), make_optimizer(opt_cfg), cfg.noise_dim, cfg.n_critic,
-               cfg.penalty, cfg.clip, cfg.gp_weight, cfg.get("mismatch", 0.0), cfg.get("mode_seeking", 0.0))
+               cfg.penalty, cfg.clip, cfg.gp_weight, mismatch=cfg.get("mismatch", 0.0),
+               mismatch_final=cfg.get("mismatch_final", 0.0), mismatch_decay_steps=cfg.get("mismatch_decay_steps", 0),
+               mode_seeking=cfg.get("mode_seeking", 0.0))
 
 
-def critic_loss(gan: GAN, d_params, h_v, real, fake, rng):
+def mismatch_share(gan: GAN, step):
+    """The matching-aware share of the critic's fake side at G step `step` (see GAN.mismatch_final)."""
+    if gan.mismatch_decay_steps <= 0:
+        return jnp.asarray(gan.mismatch, jnp.float32)
+    frac = jnp.clip(step / gan.mismatch_decay_steps, 0.0, 1.0)
+    return gan.mismatch + (gan.mismatch_final - gan.mismatch) * frac
+
+
+def critic_loss(gan: GAN, d_params, h_v, real, fake, rng, mismatch=None):
     """-(E[D(h_s|h_v)] - E[D(G(tau|h_v)|h_v)]): the critic maximises the Wasserstein estimate. With
-    gan.mismatch = m, the fake side is (1 - m) generated pairs and m real latents under another row's
-    h_v (the batch rolled by one: random pairs, so almost always another frame)."""
+    a mismatch share m (gan.mismatch, or the scheduled share passed in), the fake side is (1 - m)
+    generated pairs and m real latents under another row's h_v (the batch rolled by one: random
+    pairs, so almost always another frame)."""
     d = lambda hs: gan.critic.apply({"params": d_params}, h_v, hs)
     fake_score = jnp.mean(d(fake))
-    if gan.mismatch:
+    if gan.mismatch or (gan.mismatch_final and gan.mismatch_decay_steps > 0):
+        m = gan.mismatch if mismatch is None else mismatch
         wrong = gan.critic.apply({"params": d_params}, jnp.roll(h_v, 1, axis=0), real)
-        fake_score = (1 - gan.mismatch) * fake_score + gan.mismatch * jnp.mean(wrong)
+        fake_score = (1 - m) * fake_score + m * jnp.mean(wrong)
     w = jnp.mean(d(real)) - fake_score
     loss = -w
     if gan.penalty == "gp":
@@ -115,7 +133,7 @@ def gan_train_step(state: GANState, batch, rng, *, gan: GAN):
         r_fake, r_gp = jax.random.split(rng)
         fake, bs = fake_of(h_v, r_fake, g_params, bs)
         (loss, w), grads = jax.value_and_grad(critic_loss, argnums=1, has_aux=True)(
-            gan, d_params, h_v, real, jax.lax.stop_gradient(fake), r_gp)
+            gan, d_params, h_v, real, jax.lax.stop_gradient(fake), r_gp, mismatch)
         updates, d_opt = gan.d_tx.update(grads, d_opt, d_params)
         d_params = optax.apply_updates(d_params, updates)
         if gan.penalty == "clip":
@@ -123,6 +141,7 @@ def gan_train_step(state: GANState, batch, rng, *, gan: GAN):
         return (d_params, d_opt, bs), (loss, w)
 
     d_rng, g_rng = jax.random.split(rng)
+    mismatch = mismatch_share(gan, state.step)
     (d_params, d_opt, bs), (d_losses, ws) = jax.lax.scan(
         critic_update, (state.params["critic"], state.opt_state["critic"], bs),
         (batch["real_v"], batch["real_s"], jax.random.split(d_rng, gan.n_critic)))

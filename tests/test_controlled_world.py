@@ -17,8 +17,11 @@ def _digest(directory):
 
 
 def test_same_settings_same_bytes(tmp_path):
-    cw.generate(str(tmp_path / "a"), SMALL, log=lambda *_: None)
-    cw.generate(str(tmp_path / "b"), SMALL, log=lambda *_: None)
+    """The same settings give the same files, whether videos are rendered in one process or two."""
+    logged = []
+    cw.generate(str(tmp_path / "a"), SMALL, log=lambda *_: None, workers=1)
+    cw.generate(str(tmp_path / "b"), SMALL, log=logged.append, workers=2)
+    assert [m.split(":")[1].split()[0] for m in logged] == ["video"] * 2 and "2/2 world_001" in logged[-1]
     a, b = _digest(tmp_path / "a"), _digest(tmp_path / "b")
     assert a.keys() == b.keys() and len([k for k in a if k.endswith(".mp4")]) == 2
     assert {k: v for k, v in a.items() if k != "world.json"} == {k: v for k, v in b.items() if k != "world.json"}

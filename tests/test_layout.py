@@ -152,4 +152,4 @@ def test_main_job_config_is_the_paper_config_with_the_measured_changes():
         return out
 
     assert diff(paper, cpu) == {"stage1.text_vae.optimizer.name", "stage1.text_vae.optimizer.lr",
-                                "gan_optimizer.lr", "gan_train.num_steps", "gan.penalty", "gan.mismatch"}
+                                "gan_optimizer.lr", "gan.penalty", "gan.mismatch", "gan.mode_seeking"}

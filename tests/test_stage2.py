@@ -82,6 +82,42 @@ def test_matching_aware_critic_by_hand():
     assert float(loss) == pytest.approx(-float(w))
 
 
+def test_mismatch_share_moves_linearly_then_stays():
+    """mismatch_decay_steps > 0: the share goes from gan.mismatch to gan.mismatch_final over that many
+    G steps; 0 keeps it constant. The scheduled share is the one critic_loss weighs the pairs with."""
+    cfg = ml_collections.ConfigDict(dict(noise_dim=4, g_hidden=(8,), d_hidden=(8,), leak=0.01, n_critic=3,
+                                         penalty="gp", clip=0.01, gp_weight=10.0, mismatch=0.8, mismatch_final=0.2,
+                                         mismatch_decay_steps=100, mode_seeking=2.0))
+    opt = ml_collections.ConfigDict(dict(name="rmsprop", lr=1e-3, decay=0.9, momentum=0.0, clip_norm=0.0))
+    gan = ega.make_gan(cfg, opt, latent_s=6)
+    assert (gan.mismatch, gan.mismatch_final, gan.mismatch_decay_steps, gan.mode_seeking) == (0.8, 0.2, 100, 2.0)
+    shares = [float(ega.mismatch_share(gan, jnp.asarray(t))) for t in (0, 25, 50, 100, 1000)]
+    assert shares == pytest.approx([0.8, 0.65, 0.5, 0.2, 0.2])
+    assert float(ega.mismatch_share(dataclasses.replace(gan, mismatch_decay_steps=0), jnp.asarray(50))) == \
+        pytest.approx(0.8)
+    # A schedule ending at 0 from 0 mismatch still builds the mismatched pairs only when some share is used.
+    critic = Critic(hidden=(1,), leak=0.0)
+    d_params = {"Dense_0": {"kernel": jnp.ones((11, 1)), "bias": jnp.zeros(1)},
+                "Dense_1": {"kernel": jnp.ones((1, 1)), "bias": jnp.zeros(1)}}
+    gan = dataclasses.replace(gan, critic=critic, penalty="clip")
+    h_v = jnp.asarray([[1.0] * 5, [-1.0] * 5])
+    real, fake = jnp.asarray([[1.0] * 6, [0.0] * 6]), jnp.zeros((2, 6))
+    _, w = ega.critic_loss(gan, d_params, h_v, real, fake, jax.random.PRNGKey(0), ega.mismatch_share(gan, 50))
+    assert float(w) == pytest.approx(5.5 - 0.5 * 2.5 - 0.5 * 3.0)
+    # and the train step uses the share of its own step: at the end of the decay, mismatch_final.
+    rng = np.random.default_rng(0)
+    base = _gan()
+    sched = dataclasses.replace(base, mismatch=0.8, mismatch_final=0.0, mismatch_decay_steps=10)
+    state = base.init(jax.random.PRNGKey(0), 5, 6)
+    batch = _batch(rng, base.n_critic)
+    late = dataclasses.replace(state, step=jnp.asarray(10))
+    _, m_sched = ega.gan_train_step(late, batch, jax.random.PRNGKey(3), gan=sched)
+    _, m_plain = ega.gan_train_step(late, batch, jax.random.PRNGKey(3), gan=base)
+    assert float(m_sched["critic_loss"]) == pytest.approx(float(m_plain["critic_loss"]), rel=1e-5)
+    _, m_early = ega.gan_train_step(state, batch, jax.random.PRNGKey(3), gan=sched)
+    assert float(m_early["critic_loss"]) != pytest.approx(float(m_plain["critic_loss"]), rel=1e-3)
+
+
 def test_mode_seeking_term_adds_the_inverse_latent_spread():
     """gan.mode_seeking = w: G's loss is the adversarial term + w / (mean|G(h,t1) - G(h,t2)| / mean|t1 - t2| + 1e-5),
     the two draws sharing a batch; with w = 0 the step is the paper's."""
@@ -302,17 +338,23 @@ def test_relevance_study_runs_probes_bounds_and_variants(main_run, tmp_path):
     args = [a for a in TINY if not a.startswith("--config.stage1.")]
     r = subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/relevance.py", f"--workdir={tmp_path}",
                         f"--config.data.dir={tiny_world['built']}", f"--config.stage1.image_vae_dir={w / 'image_vae'}",
-                        f"--config.stage1.text_vae_dir={w / 'text_vae'}", "--config.study.steps=2", *args],
+                        f"--config.stage1.text_vae_dir={w / 'text_vae'}", "--config.study.steps=2",
+                        "--config.study.only=clip,gp_mm08to0,gp_mm08_ms3_lr3e4_nc2", *args],
                        capture_output=True, text=True, cwd=REPO, timeout=900)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "image_vae: finished run found" in r.stdout                  # the frozen VAEs were reused
     rows = list(csv.DictReader(open(tmp_path / "relevance.csv", encoding="utf-8")))
     assert [x["variant"] for x in rows[:2]] == ["upper bound: real mu_s of the same frame",
                                                 "lower bound: real mu_s of a random train frame"]
-    assert {x["variant"] for x in rows[2:]} == {"clip", "gp", "clip_mismatch", "gp_mismatch", "gp_mismatch_adam"}
+    assert [x["variant"] for x in rows[2:]] == ["clip", "gp_mm08_ms3_lr3e4_nc2", "gp_mm08to0"]   # study.only, in order
+    assert "gan.n_critic=2" in rows[3]["overrides"] and "gan.mismatch_decay_steps=3000" in rows[4]["overrides"]
     for x in rows:
         assert 0.0 <= float(x["relation"]) <= 1.0 and 0.0 <= float(x["fluency"]) <= 1.0
     assert "scene from mu_v" in (tmp_path / "relevance.md").read_text(encoding="utf-8")
+    bad = subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/relevance.py",
+                          f"--workdir={tmp_path / 'bad'}", f"--config.data.dir={tiny_world['built']}",
+                          "--config.study.only=nope", *args], capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert bad.returncode != 0 and "study.only names ['nope']" in bad.stderr
 
 
 def test_main_job_on_the_real_pair_with_a_real_text_model(tmp_path):

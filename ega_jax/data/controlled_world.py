@@ -12,9 +12,12 @@ the same settings always give the same files.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
+import functools
 import json
 import math
+import multiprocessing
 import os
 
 import numpy as np
@@ -221,27 +224,53 @@ def generate_comments(cfg: WorldConfig, schedule: list[int], rng: np.random.Gene
     return comments
 
 
-def generate(out_dir: str, cfg: WorldConfig = WorldConfig(), log=print) -> dict:
-    """Writes videos/, danmaku/ (XML + scenes.json) under out_dir; returns a summary."""
+def _write_video(out_dir: str, cfg: WorldConfig, v: int) -> tuple[str, int, int, int]:
+    """Renders and writes video v with its danmaku and scene labels; returns (stem, seconds, scene
+    types, comments). Depends on (cfg, v) alone, so videos can be made in any order or process."""
     videos_dir, danmaku_dir = os.path.join(out_dir, "videos"), os.path.join(out_dir, "danmaku")
-    os.makedirs(videos_dir, exist_ok=True)
-    os.makedirs(danmaku_dir, exist_ok=True)
+    rng = np.random.default_rng([cfg.seed, v])
+    stem = f"world_{v:03d}"
+    schedule = _scene_schedule(cfg, rng)
+    frames = render_video(cfg, schedule, rng)
+    encode_video(os.path.join(videos_dir, stem + ".mp4"), frames, cfg.fps)
+    comments = generate_comments(cfg, schedule, rng)
+    write_danmaku_xml(comments, os.path.join(danmaku_dir, stem + ".xml"), chat_id=str(v))
+    with open(os.path.join(danmaku_dir, stem + ".scenes.json"), "w") as f:
+        json.dump({"fps": cfg.fps, "scene_types": SCENE_NAMES,
+                   "seconds": [SCENE_NAMES[k] for k in schedule]}, f, ensure_ascii=False)
+    return stem, len(schedule), len(set(schedule)), len(comments)
+
+
+def generate(out_dir: str, cfg: WorldConfig = WorldConfig(), log=print, workers: int | None = None) -> dict:
+    """Writes videos/, danmaku/ (XML + scenes.json) under out_dir; returns a summary.
+
+    workers: processes rendering videos side by side (default: the CPUs this process may use, at
+    most 8). Rendering is numpy on one core per video and takes most of the time; every video's
+    bytes are the same whatever the number of workers."""
+    os.makedirs(os.path.join(out_dir, "videos"), exist_ok=True)
+    os.makedirs(os.path.join(out_dir, "danmaku"), exist_ok=True)
+    if workers is None:
+        workers = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    workers = max(1, min(workers, cfg.num_videos))
+    make = functools.partial(_write_video, out_dir, cfg)
     n_comments = 0
-    for v in range(cfg.num_videos):
-        rng = np.random.default_rng([cfg.seed, v])
-        stem = f"world_{v:03d}"
-        schedule = _scene_schedule(cfg, rng)
-        frames = render_video(cfg, schedule, rng)
-        encode_video(os.path.join(videos_dir, stem + ".mp4"), frames, cfg.fps)
-        comments = generate_comments(cfg, schedule, rng)
-        write_danmaku_xml(comments, os.path.join(danmaku_dir, stem + ".xml"), chat_id=str(v))
-        with open(os.path.join(danmaku_dir, stem + ".scenes.json"), "w") as f:
-            json.dump({"fps": cfg.fps, "scene_types": SCENE_NAMES,
-                       "seconds": [SCENE_NAMES[k] for k in schedule]}, f, ensure_ascii=False)
-        n_comments += len(comments)
-        log(f"controlled world: video {v + 1}/{cfg.num_videos} {stem}: {len(schedule)} s, "
-            f"{len(set(schedule))} scene types, {len(comments)} comments")
-    summary = dict(dataclasses.asdict(cfg), comments=n_comments, videos_dir=videos_dir, danmaku_dir=danmaku_dir)
+    if workers == 1:
+        results = map(make, range(cfg.num_videos))
+        pool = None
+    else:
+        # spawn, not fork: the parent may hold JAX/TensorFlow threads, which fork would copy mid-state.
+        pool = concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+        results = pool.map(make, range(cfg.num_videos))
+    try:
+        for v, (stem, seconds, scene_types, count) in enumerate(results):
+            n_comments += count
+            log(f"controlled world: video {v + 1}/{cfg.num_videos} {stem}: {seconds} s, "
+                f"{scene_types} scene types, {count} comments")
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    summary = dict(dataclasses.asdict(cfg), comments=n_comments, videos_dir=os.path.join(out_dir, "videos"),
+                   danmaku_dir=os.path.join(out_dir, "danmaku"))
     with open(os.path.join(out_dir, "world.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary

@@ -60,6 +60,10 @@ def score(frames, comments, vocabulary, lexicons) -> dict:
 
 def run(config, workdir: str) -> int:
     t0 = time.time()
+    only = [x.strip() for x in config.study.get("only", "").split(",") if x.strip()]
+    unknown = sorted(set(only) - set(config.study.variants))
+    if unknown:
+        raise runs.ConfigError(f"study.only names {unknown}, not in study.variants ({sorted(config.study.variants)})")
     s1, train_pairs, test_pairs, _ = ega_job.frozen_stage1_and_pairs(config, workdir)
     if not all(r["scene"] for r in test_pairs.frames):
         raise runs.ConfigError("the relevance study needs scene labels: run it on the controlled world")
@@ -107,6 +111,8 @@ def run(config, workdir: str) -> int:
 
     # The GAN under each variant, on the same frozen models and pairs.
     for name, overrides in config.study.variants.items():
+        if only and name not in only:
+            continue
         c = apply_overrides(config, overrides)
         c.gan_train.num_steps = config.study.steps
         task, gan = ega.gan_task(c, s1, train_pairs, test_pairs)
