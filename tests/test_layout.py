@@ -152,4 +152,5 @@ def test_main_job_config_is_the_paper_config_with_the_measured_changes():
         return out
 
     assert diff(paper, cpu) == {"stage1.text_vae.optimizer.name", "stage1.text_vae.optimizer.lr",
-                                "gan_optimizer.lr", "gan.penalty", "gan.mismatch", "gan.mode_seeking"}
+                                "gan_optimizer.lr", "gan.penalty", "gan.mismatch", "gan.mode_seeking"} | {
+        f"stage1.{m}.train.{k}" for m in ("image_vae", "text_vae") for k in ("eval_every", "sample_every")}

@@ -2,6 +2,7 @@ import csv
 import dataclasses
 import functools
 import json
+import re
 import subprocess
 import sys
 
@@ -238,6 +239,7 @@ def test_main_job_trains_prerequisites_then_the_gan(main_run):
     out = first.stdout
     assert "image_vae: no finished run" in out and "text_vae: no finished run" in out
     assert "gan step 4/4" in out and "relation to the true scene" in out and "index.html" in out
+    assert re.search(r"diversity \d\.\d{3} \(per frame, \d+ comments\), fluency \d\.\d{3}", out)
     saved = {d: json.loads((w / d / "config.json").read_text()) for d in ("image_vae", "text_vae")}
     for d in ("image_vae", "text_vae"):
         assert (w / d / "FINISHED.json").exists() and saved[d]["stage"] == d

@@ -47,8 +47,13 @@ def run(config, workdir: str) -> int:
         print(f"  {r['video_id']} @ {r['keyframe_second']}s" + (f" [{r['scene']}]" if r["scene"] else "")
               + ": " + " | ".join(cs[:6]))
     if rel:
-        print(f"relation to the true scene: {rel['relation']:.2f} of {rel['mentioning']} comments that name a scene "
+        print(f"relation to the true scene: {rel['relation']:.3f} of {rel['mentioning']} comments that name a scene "
               f"(of {rel['total']}); chance {rel['chance']:.2f}")
+    # The other two numbers of the frame-relevance goal, as the evaluation harness defines them.
+    vocabulary = metrics.train_ngrams(c for r in train_pairs.frames for c in r["comments"])
+    print(f"diversity {metrics.diversity(comments):.3f} (per frame, {g.num_per_frame} comments), fluency "
+          f"{metrics.fluency((c for cs in comments for c in cs), vocabulary):.3f} (train n-grams); "
+          f"{len(frames)} test key frames, {g.strategy} decoding")
     print(f"done in {time.time() - t0:.0f}s. Generated danmaku: {out_dir}/index.html (and generated.md, "
           f"samples.jsonl); models: {image_dir}, {text_dir}, {gan_dir}")
     return 0
