@@ -20,8 +20,9 @@ greedy decoding; the whole study is docs/relevance.md, rerun with configs/releva
 - RMSProp at lr 1e-3 instead of 1e-5 (the paper's rate barely moves G in a CPU budget): relation
   0.784 (1e-4) -> 0.823 (3e-4) -> 0.858 (1e-3) at the same diversity;
 - the stage-1 prerequisites evaluate on their test split every 1000 steps instead of every 250:
-  the sentence VAE's 12 evaluations took about 2 of its 7.5 minutes, and evaluating changes
-  nothing in training (its own random key).
+  evaluating changes nothing in training (its own random key), and the whole job on a clean clone
+  went from 15.5 to 14.6 minutes with the same printed numbers (relation 0.830, diversity 0.888,
+  fluency 0.991 on the 139 test key frames).
 """
 
 from configs import gan_paper
