@@ -38,8 +38,9 @@ def get_config():
     # at 0.01 as in the WGAN paper (Arjovsky et al.); penalty="gp" uses a gradient penalty of gp_weight.
     # mismatch: share of the critic's fake side that is real h_s under another frame's h_v (a
     # matching-aware critic, Reed et al. 2016); 0 is the paper's critic. mismatch_decay_steps > 0: the
-    # share moves linearly from mismatch to mismatch_final over that many steps (0: constant). conditioning: how the critic
-    # sees h_v, "concat" (the paper) or "projection" (an inner product with its last hidden layer).
+    # share moves linearly from mismatch to mismatch_final over that many steps (0: constant).
+    # conditioning: how the critic sees h_v, "concat" (the paper) or "projection" (an inner product
+    # with its last hidden layer).
     # mode_seeking: weight of a mode-seeking term in G's loss (MSGAN, Mao et al. 2019); 0 is the paper's.
     config.gan = ml_collections.ConfigDict(dict(
         noise_dim=64, g_hidden=(1000, 500), d_hidden=(2000, 1000), leak=0.01,

@@ -48,9 +48,9 @@ class GAN:
     # comment latents paired with another frame's h_v, so the critic must check the pair, not h_s alone.
     mismatch: float = 0.0
     # With mismatch_decay_steps > 0 the share moves linearly from `mismatch` to `mismatch_final` over
-    # that many G steps (then stays). Why: mismatched pairs teach the critic to read h_v fast, but while they are in
-    # the fake side the best G over-weights the content that tells frames apart (a scene's phrases) and
-    # drops the rest; decayed towards 0 the objective becomes the plain conditional WGAN again.
+    # that many G steps (then stays). Tried because, while mismatched pairs are in the fake side, the
+    # best G over-weights what tells frames apart (a scene's phrases); measured, decaying 0.8 to 0
+    # lost the frame (relation 0.38 against 0.81 constant, docs/relevance.md), so it is off by default.
     mismatch_final: float = 0.0
     mismatch_decay_steps: int = 0
     # Mode seeking (Mao et al. 2019, MSGAN): the generator also maximises, per frame, the distance

@@ -96,7 +96,7 @@ def test_mismatch_share_moves_linearly_then_stays():
     assert shares == pytest.approx([0.8, 0.65, 0.5, 0.2, 0.2])
     assert float(ega.mismatch_share(dataclasses.replace(gan, mismatch_decay_steps=0), jnp.asarray(50))) == \
         pytest.approx(0.8)
-    # A schedule ending at 0 from 0 mismatch still builds the mismatched pairs only when some share is used.
+    # critic_loss weighs the pairs with the share it is given: 0.5 at step 50 of this schedule.
     critic = Critic(hidden=(1,), leak=0.0)
     d_params = {"Dense_0": {"kernel": jnp.ones((11, 1)), "bias": jnp.zeros(1)},
                 "Dense_1": {"kernel": jnp.ones((1, 1)), "bias": jnp.zeros(1)}}

@@ -247,8 +247,9 @@ def generate(out_dir: str, cfg: WorldConfig = WorldConfig(), log=print, workers:
     workers: processes rendering videos side by side (default: the CPUs this process may use, at
     most 8). Rendering is numpy on one core per video and takes most of the time; every video's
     bytes are the same whatever the number of workers."""
-    os.makedirs(os.path.join(out_dir, "videos"), exist_ok=True)
-    os.makedirs(os.path.join(out_dir, "danmaku"), exist_ok=True)
+    videos_dir, danmaku_dir = os.path.join(out_dir, "videos"), os.path.join(out_dir, "danmaku")
+    os.makedirs(videos_dir, exist_ok=True)
+    os.makedirs(danmaku_dir, exist_ok=True)
     if workers is None:
         workers = min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     workers = max(1, min(workers, cfg.num_videos))
@@ -269,8 +270,7 @@ def generate(out_dir: str, cfg: WorldConfig = WorldConfig(), log=print, workers:
     finally:
         if pool is not None:
             pool.shutdown(cancel_futures=True)
-    summary = dict(dataclasses.asdict(cfg), comments=n_comments, videos_dir=os.path.join(out_dir, "videos"),
-                   danmaku_dir=os.path.join(out_dir, "danmaku"))
+    summary = dict(dataclasses.asdict(cfg), comments=n_comments, videos_dir=videos_dir, danmaku_dir=danmaku_dir)
     with open(os.path.join(out_dir, "world.json"), "w") as f:
         json.dump(summary, f, indent=1)
     return summary
