@@ -24,6 +24,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import results  # noqa: E402
+from gan_step_bench import in_memory_gan_batches  # noqa: E402
 from text_vae_bench import make_batches  # noqa: E402
 
 
@@ -48,11 +49,7 @@ def gan_task():
     from ega_jax import ega, train
     cfg = gan_config.get_config()
     gan = ega.make_gan(cfg.gan, cfg.gan_optimizer, 64)
-    rng = np.random.default_rng(0)
-    b, k = cfg.gan_train.batch_size, cfg.gan.n_critic
-    batches = [{"real_v": rng.normal(size=(k, b, 64)).astype(np.float32),
-                "real_s": rng.normal(size=(k, b, 64)).astype(np.float32),
-                "gen_v": rng.normal(size=(b, 64)).astype(np.float32)} for _ in range(8)]
+    batches = in_memory_gan_batches(cfg)
     return train.Task(
         name="gan", init_state=lambda r: gan.init(r, 64, 64),
         train_step=functools.partial(ega.gan_train_step, gan=gan),

@@ -56,6 +56,10 @@ def get_config():
     # Comments per test key frame and their decoding (greedy, sample, topk, beam). Greedy: the noise
     # draws already make a frame's comments diverse, and sampling from generated latents adds
     # misspellings (measured on the embedded default).
+    # candidates: noise draws per comment; above 1 the critic picks num_per_frame of them, the best
+    # scores less overlap_penalty x the n-gram overlap with the comments already picked (ega.py
+    # select_comments). 1 is the paper: every draw is shown.
     config.generate = ml_collections.ConfigDict(dict(
-        num_per_frame=10, strategy="greedy", temperature=0.8, top_k=10, beam_size=5))
+        num_per_frame=10, strategy="greedy", temperature=0.8, top_k=10, beam_size=5,
+        candidates=1, overlap_penalty=0.0))
     return config

@@ -7,8 +7,10 @@ configs/gan.py (every value there applies) plus the study: each variant is a lis
 the main job's config, "section.key=value; ...", trained for study.steps on the same frozen VAEs.
 Every variant spells out all the GAN settings the study varies, so a row means the same thing
 whatever configs/gan.py holds. study.only: comma-separated variant names to run (empty: all; the
-whole study is about 20 runs of 6-10 minutes on one core). Results: W/relevance.md, W/relevance.csv
-(ega_jax/jobs/relevance.py); the measured table is docs/relevance.md.
+whole study is about 20 runs of 6-10 minutes on one core). study.selections: how each trained G's
+comments are chosen, as overrides of the generate section; every variant is scored under each (no
+retraining: a rerun over a finished workdir only generates). Results: W/relevance.md,
+W/relevance.csv (ega_jax/jobs/relevance.py); the measured table is docs/relevance.md.
 """
 
 import ml_collections
@@ -30,6 +32,12 @@ def get_config():
     config.study = ml_collections.ConfigDict(dict(
         steps=3000,
         only="",
+        # one_draw: the paper, every noise draw shown; critic_x3_*: the critic picks 10 of 30 draws,
+        # best score less 1 or 2 x the n-gram overlap with those already picked (ega.select_comments;
+        # configs/gan.py uses 2).
+        selections=dict(one_draw="generate.candidates=1; generate.overlap_penalty=0.0",
+                        critic_x3_overlap1="generate.candidates=3; generate.overlap_penalty=1.0",
+                        critic_x3_overlap2="generate.candidates=3; generate.overlap_penalty=2.0"),
         variants=dict(
             # The critic: the paper's (weight clipping), a gradient penalty, matching-aware (a share of
             # the fake side is real comments under another frame), both.
@@ -59,5 +67,12 @@ def get_config():
             gp_mm08_ms3_lr1e3=variant("gp", 0.8, mode_seeking=3.0, lr=1e-3),
             gp_mm085_ms4_lr1e3=variant("gp", 0.85, mode_seeking=4.0, lr=1e-3),
             gp_mm09_ms6_lr1e3=variant("gp", 0.9, mode_seeking=6.0, lr=1e-3),
+            gp_mm08_ms6_lr1e3=variant("gp", 0.8, mode_seeking=6.0, lr=1e-3),
+            # Longer: 5000 and 6000 steps (configs/gan.py's GAN has 6000).
+            gp_mm08_ms3_lr1e3_5000=variant("gp", 0.8, mode_seeking=3.0, lr=1e-3, extra="gan_train.num_steps=5000"),
+            gp_mm08_ms3_lr1e3_6000=variant("gp", 0.8, mode_seeking=3.0, lr=1e-3, extra="gan_train.num_steps=6000"),
+            # Fewer critic updates per step for more steps in about the same time.
+            gp_mm08_ms3_lr1e3_nc3_5000=variant("gp", 0.8, mode_seeking=3.0, lr=1e-3, n_critic=3,
+                                               extra="gan_train.num_steps=5000"),
         )))
     return config

@@ -8,7 +8,8 @@ memory. Only G and D have parameters in the GAN state.
 
 One training step is one generator update preceded by ``n_critic`` critic updates on fresh real
 pairs, as in Arjovsky et al. (2017); the critic is kept 1-Lipschitz by weight clipping (default)
-or a gradient penalty. Generation: h_v = mu_v of the frame, k noise draws, G, then psi_s decodes.
+or a gradient penalty. Generation: h_v = mu_v of the frame, k noise draws, G, then psi_s decodes;
+optionally the critic picks the k comments from more draws (``select_comments``).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ega_jax import losses, runs
+from ega_jax import losses, metrics, runs
 from ega_jax.runs import ConfigError
 from ega_jax.comment_model import CommentModel, decode_texts, mc_log_prob, per_frame
 from ega_jax.models.wgan import Critic, Generator
@@ -100,15 +101,21 @@ def critic_loss(gan: GAN, d_params, h_v, real, fake, rng, mismatch=None):
     a mismatch share m (gan.mismatch, or the scheduled share passed in), the fake side is (1 - m)
     generated pairs and m real latents under another row's h_v (the batch rolled by one: random
     pairs, so almost always another frame)."""
-    d = lambda hs: gan.critic.apply({"params": d_params}, h_v, hs)
-    fake_score = jnp.mean(d(fake))
-    if gan.mismatch or (gan.mismatch_final and gan.mismatch_decay_steps > 0):
+    matching_aware = bool(gan.mismatch or (gan.mismatch_final and gan.mismatch_decay_steps > 0))
+    # One critic pass over real, fake (and mismatched) pairs: the critic has no batch norm, so rows
+    # are independent, and one large matrix product runs faster on a CPU than two or three small ones.
+    pairs_v = [h_v, h_v] + ([jnp.roll(h_v, 1, axis=0)] if matching_aware else [])
+    pairs_s = [real, fake] + ([real] if matching_aware else [])
+    scores = gan.critic.apply({"params": d_params}, jnp.concatenate(pairs_v), jnp.concatenate(pairs_s))
+    scores = jnp.mean(scores.reshape(len(pairs_v), -1), axis=1)
+    real_score, fake_score = scores[0], scores[1]
+    if matching_aware:
         m = gan.mismatch if mismatch is None else mismatch
-        wrong = gan.critic.apply({"params": d_params}, jnp.roll(h_v, 1, axis=0), real)
-        fake_score = (1 - m) * fake_score + m * jnp.mean(wrong)
-    w = jnp.mean(d(real)) - fake_score
+        fake_score = (1 - m) * fake_score + m * scores[2]
+    w = real_score - fake_score
     loss = -w
     if gan.penalty == "gp":
+        d = lambda hs: gan.critic.apply({"params": d_params}, h_v, hs)
         loss = loss + gan.gp_weight * losses.gradient_penalty(d, real, fake, rng)
     return loss, w
 
@@ -238,12 +245,12 @@ def eval_batches(pairs: LatentPairs, batch_size: int):
 def gan_task(config, s1: FrozenVAEs, train_pairs: LatentPairs, test_pairs: LatentPairs) -> tuple[Task, GAN]:
     """The WGAN of stage 2 as a Task for the shared loop, on latent pairs held in memory."""
     gan = make_gan(config.gan, config.gan_optimizer, s1.text_model.latent_dim)
+    selection_settings(config.generate)         # a bad value fails now, not after training
     dv, ds = s1.image_model.latent_dim, s1.text_model.latent_dim
     b = config.gan_train.batch_size
-    size = s1.image_model.image_size
 
     def write_samples(state, step, wd):
-        gen = EGAModel(s1, gan, state, size)
+        gen = model_for(s1, gan, state, config.generate)
         cs = gen.comments_for_features(test_pairs.frame_h_v[:6], 5, jax.random.PRNGKey(step), strategy="greedy")
         path = os.path.join(wd, "samples", f"comments_{step:06d}.md")
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -271,14 +278,40 @@ def gan_task(config, s1: FrozenVAEs, train_pairs: LatentPairs, test_pairs: Laten
 # The E-GA comment model
 
 
+def select_comments(texts: list[str], scores: np.ndarray, n: int, overlap_penalty: float) -> list[int]:
+    """Which n of one frame's candidate comments to show: greedily the candidate with the best
+    standardised critic score minus overlap_penalty x its largest n-gram overlap (metrics.overlap,
+    the similarity Diversity averages) with a comment already chosen (maximal marginal relevance,
+    Carbonell & Goldstein 1998). overlap_penalty 0: the n best critic scores. Returns indices into
+    texts, in the order chosen."""
+    s = (scores - scores.mean()) / (scores.std() + 1e-6)
+    grams = [metrics.ngrams(t) for t in texts]
+    nearest = np.zeros(len(texts))          # largest overlap with a chosen comment so far
+    chosen: list[int] = []
+    for _ in range(min(n, len(texts))):
+        value = s - overlap_penalty * nearest
+        value[chosen] = -np.inf
+        best = int(np.argmax(value))
+        chosen.append(best)
+        nearest = np.maximum(nearest, [metrics.overlap(grams[best], g) for g in grams])
+    return chosen
+
+
 @dataclasses.dataclass
 class EGAModel(CommentModel):
-    """E-GA: h_v = mu_v of the frame, G(h_v, tau) a sentence latent, psi_s decodes it."""
+    """E-GA: h_v = mu_v of the frame, G(h_v, tau) a sentence latent, psi_s decodes it.
+
+    candidates > 1: for n comments, G draws n x candidates latents and the critic, which was trained
+    to tell a frame's real comments from generated ones and from other frames' comments (gan.mismatch),
+    picks n of them (``select_comments``). 1 is the paper's generation: one draw per comment.
+    """
     s1: FrozenVAEs
     gan: GAN
     state: GANState
     image_size: int
     name = "ega"
+    candidates: int = 1
+    overlap_penalty: float = 0.0
     # Monte Carlo draws of tau behind each ranking score.
     score_samples: int = 32
 
@@ -298,17 +331,46 @@ class EGAModel(CommentModel):
         tau = jax.random.normal(rng, (h_v.shape[0], self.gan.noise_dim))
         return self.gan.generate(self.state.params["generator"], self.state.batch_stats, h_v, tau)
 
+    def critic_scores(self, frame_h_v: np.ndarray, h_s, per_frame_count: int) -> np.ndarray:
+        """D(h_v, h_s) for per_frame_count latents of each frame, (frames, per_frame_count)."""
+        h_v = jnp.repeat(jnp.asarray(frame_h_v), per_frame_count, axis=0)
+        d = self.gan.critic.apply({"params": self.state.params["critic"]}, h_v, h_s)
+        return np.asarray(d).reshape(len(frame_h_v), per_frame_count)
+
     def decode(self, h_s, strategy: str, rng, **kw) -> list[str]:
         return decode_texts(self.s1.text_params, self.vocab, self.max_len, h_s, strategy, rng, **kw)
 
     def comments_for_features(self, frame_h_v, n: int, rng, strategy: str = "greedy", **decode_kw):
         g_rng, d_rng = jax.random.split(rng)
-        return per_frame(self.decode(self.latents(frame_h_v, n, g_rng), strategy, d_rng, **decode_kw), n)
+        k = n * self.candidates
+        h_s = self.latents(frame_h_v, k, g_rng)
+        texts = per_frame(self.decode(h_s, strategy, d_rng, **decode_kw), k)
+        if self.candidates == 1:
+            return texts
+        scores = self.critic_scores(frame_h_v, h_s, k)
+        return [[ts[i] for i in select_comments(ts, sc, n, self.overlap_penalty)] for ts, sc in zip(texts, scores)]
 
     def log_prob_for_features(self, frame_h_v, tokens, rng):
         k = self.score_samples
         z = np.asarray(self.latents(frame_h_v, k, rng)).reshape(len(frame_h_v), k, -1)
         return mc_log_prob(self.s1.text_params, z, tokens)
+
+
+def selection_settings(generate_cfg) -> dict:
+    """candidates and overlap_penalty of a config's `generate` section, checked (runs saved before
+    they existed generate as the paper does)."""
+    candidates = generate_cfg.get("candidates", 1)
+    penalty = generate_cfg.get("overlap_penalty", 0.0)
+    if not isinstance(candidates, int) or candidates < 1:
+        raise ConfigError(f"generate.candidates={candidates!r}; use 1 (one noise draw per comment) or more")
+    if not isinstance(penalty, (int, float)) or penalty < 0:
+        raise ConfigError(f"generate.overlap_penalty={penalty!r}; use a number >= 0 (0: the best critic scores)")
+    return {"candidates": candidates, "overlap_penalty": float(penalty)}
+
+
+def model_for(s1: FrozenVAEs, gan: GAN, state: GANState, generate_cfg) -> EGAModel:
+    """The E-GA comment model with the generation settings of a config's `generate` section."""
+    return EGAModel(s1, gan, state, s1.image_model.image_size, **selection_settings(generate_cfg))
 
 
 def load(workdir: str, config) -> EGAModel:
@@ -318,4 +380,4 @@ def load(workdir: str, config) -> EGAModel:
     gan = make_gan(config.gan, config.gan_optimizer, s1.text_model.latent_dim)
     state, _ = restore_latest(gan_dir, abstract(gan.init(jax.random.PRNGKey(0), s1.image_model.latent_dim,
                                                           s1.text_model.latent_dim)))
-    return EGAModel(s1, gan, state, s1.image_model.image_size)
+    return model_for(s1, gan, state, config.generate)

@@ -10,8 +10,6 @@ import unicodedata
 from typing import Mapping, Sequence
 
 import numpy as np
-from sacrebleu.metrics import BLEU
-from sklearn.feature_extraction.text import TfidfVectorizer
 
 
 def scene_mentions(text: str, lexicons: Mapping[str, Sequence[str]]) -> set[str]:
@@ -76,17 +74,16 @@ def fluency(comments, vocabulary: set[str], orders: Sequence[int] = NGRAM_ORDERS
     return sum(fluency_of(c, vocabulary, orders) for c in comments) / len(comments) if comments else 0.0
 
 
-def diversity_of(comments: Sequence[str], orders: Sequence[int] = NGRAM_ORDERS) -> float:
-    """1 - mean over pairs i < j of 2|T_i ∩ T_j| / (|T_i| + |T_j|), for the comments of one frame.
+def overlap(a: set[str], b: set[str]) -> float:
+    """2|T_a ∩ T_b| / (|T_a| + |T_b|) of two comments' n-gram sets; two empty comments are identical (1)."""
+    size = len(a) + len(b)
+    return 2 * len(a & b) / size if size else 1.0
 
-    Two empty comments are identical (similarity 1). Fewer than two comments: nan.
-    """
+
+def diversity_of(comments: Sequence[str], orders: Sequence[int] = NGRAM_ORDERS) -> float:
+    """1 - mean over pairs i < j of overlap(T_i, T_j), for the comments of one frame. Fewer than two: nan."""
     sets = [ngrams(c, orders) for c in comments]
-    sims = []
-    for i in range(len(sets)):
-        for j in range(i + 1, len(sets)):
-            size = len(sets[i]) + len(sets[j])
-            sims.append(2 * len(sets[i] & sets[j]) / size if size else 1.0)
+    sims = [overlap(sets[i], sets[j]) for i in range(len(sets)) for j in range(i + 1, len(sets))]
     return 1.0 - sum(sims) / len(sims) if sims else float("nan")
 
 
@@ -110,6 +107,9 @@ def char_bleu4_each(hypotheses: Sequence[str], references: Sequence[Sequence[str
     """The sentence-level character BLEU-4 of each hypothesis (see char_bleu4), in [0, 1]."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} reference sets")
+    # Here, not at the top: E-GA's generation uses this module's n-grams on accelerator machines
+    # that have jax but not sacrebleu or scikit-learn.
+    from sacrebleu.metrics import BLEU
     bleu = BLEU(tokenize="char", smooth_method="exp", effective_order=True)
     return [bleu.sentence_score(h, list(r)).score / 100 for h, r in zip(hypotheses, references)]
 
@@ -177,6 +177,8 @@ def build_candidates(frames_comments: Sequence[Sequence[str]], contexts: Sequenc
     counts = collections.Counter(c for c in pool if c)
     unique = sorted(counts)
     by_popularity = sorted(unique, key=lambda c: (-counts[c], c))
+    # Here, not at the top: see char_bleu4_each.
+    from sklearn.feature_extraction.text import TfidfVectorizer
     vectorizer = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), lowercase=False).fit(unique)
     pool_vecs = vectorizer.transform(unique)
     rng = random.Random(seed)

@@ -152,5 +152,29 @@ def test_main_job_config_is_the_paper_config_with_the_measured_changes():
         return out
 
     assert diff(paper, cpu) == {"stage1.text_vae.optimizer.name", "stage1.text_vae.optimizer.lr",
+                                "stage1.text_vae.train.batch_size", "stage1.text_vae.train.num_steps",
+                                "stage1.text_vae.kl.anneal_steps", "generate.candidates", "generate.overlap_penalty",
+                                "gan_train.num_steps",
                                 "gan_optimizer.lr", "gan.penalty", "gan.mismatch", "gan.mode_seeking"} | {
         f"stage1.{m}.train.{k}" for m in ("image_vae", "text_vae") for k in ("eval_every", "sample_every")}
+
+
+def test_model_loss_and_train_step_code_imports_without_tensorflow():
+    """An accelerator machine has jax/flax/optax/orbax only: the modules that train and generate
+    (E-GA's GAN and its comment selection, the VAEs, losses, decoding, the loop, the metrics it uses)
+    must import there. Blocks TensorFlow, tfds, clu, sacrebleu and scikit-learn in a fresh interpreter."""
+    import subprocess
+    import sys
+    code = (
+        "import sys, importlib.abc\n"
+        "class Block(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('tensorflow', 'tensorflow_datasets', 'clu', 'sacrebleu', 'sklearn'):\n"
+        "            raise ImportError('blocked: ' + name)\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "import ega_jax.ega, ega_jax.train, ega_jax.vae, ega_jax.losses, ega_jax.decoding, ega_jax.metrics\n"
+        "import ega_jax.models.wgan\n"
+        "print(ega_jax.metrics.overlap({'a'}, {'a', 'b'}))\n")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == str(2 / 3)

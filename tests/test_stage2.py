@@ -169,6 +169,31 @@ def test_train_step_clips_or_penalises_and_learns(penalty):
         assert biggest > 0.01          # no clipping with the penalty
 
 
+def test_critic_selection_takes_the_best_scores_then_trades_them_for_new_ngrams():
+    texts = ["海边好美", "海边好美啊", "下雪了", "哈哈哈", "海边好美呀"]
+    scores = np.asarray([5.0, 4.9, 1.0, 0.0, 4.8])
+    # No penalty: the n best critic scores, best first.
+    assert ega.select_comments(texts, scores, 3, 0.0) == [0, 1, 4]
+    # With a penalty the near-copies of the first pick give way to new n-grams. Standardised, the
+    # scores are (0.86, 0.81, -0.99, -1.45, 0.77); 1 and 4 overlap 0 by 0.83: 0.81 - 3 x 0.83 < -0.99.
+    chosen = ega.select_comments(texts, scores, 3, 3.0)
+    assert chosen[0] == 0 and set(chosen[1:]) == {2, 3}
+    # The penalty is the overlap Diversity averages, so the picked set is at least as diverse.
+    assert metrics.diversity_of([texts[i] for i in chosen]) > metrics.diversity_of([texts[i] for i in [0, 1, 4]])
+    assert sorted(ega.select_comments(texts, scores, 9, 1.0)) == [0, 1, 2, 3, 4]    # fewer candidates than n
+    # Scores are standardised per frame: scaling them does not change the choice.
+    assert ega.select_comments(texts, 100 * scores, 3, 3.0) == chosen
+
+
+def test_critic_selection_settings_are_checked():
+    ok = ml_collections.ConfigDict(dict(candidates=3, overlap_penalty=1.0))
+    assert ega.selection_settings(ok) == {"candidates": 3, "overlap_penalty": 1.0}
+    assert ega.selection_settings(ml_collections.ConfigDict()) == {"candidates": 1, "overlap_penalty": 0.0}
+    for bad in (dict(candidates=0), dict(candidates=1.5), dict(overlap_penalty=-1.0)):
+        with pytest.raises(ega.ConfigError, match="generate\\."):
+            ega.selection_settings(ml_collections.ConfigDict(bad))
+
+
 def test_relation_metric():
     lex = {"beach": ["海边", "沙滩"], "snow": ["下雪"], "rain": ["下雨"]}
     gen = [("beach", ["好想去海边", "下雪了", "哈哈哈"]), ("snow", ["下雪了啊", "沙滩下雪"])]
@@ -189,6 +214,7 @@ def test_paper_config_keeps_the_paper_settings():
         assert (o.name, o.lr, o.momentum, o.clip_norm) == ("sgd", 0.1, 0.6, 1.0)
         assert c.stage1[stage].train.batch_size == 32 and c.stage1[stage].kl.mu0 == 2.0
     assert c.gan.penalty == "clip" and c.gan.n_critic == 5 and c.gan_train.batch_size == 32
+    assert c.generate.candidates == 1          # every noise draw is shown: no critic selection
     assert tuple(c.gan.g_hidden) == (1000, 500) and tuple(c.gan.d_hidden) == (2000, 1000) and c.gan.leak == 0.01
 
 
@@ -348,8 +374,12 @@ def test_relevance_study_runs_probes_bounds_and_variants(main_run, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "relevance.csv", encoding="utf-8")))
     assert [x["variant"] for x in rows[:2]] == ["upper bound: real mu_s of the same frame",
                                                 "lower bound: real mu_s of a random train frame"]
-    assert [x["variant"] for x in rows[2:]] == ["clip", "gp_mm08_ms3_lr3e4_nc2", "gp_mm08to0"]   # study.only, in order
-    assert "gan.n_critic=2" in rows[3]["overrides"] and "gan.mismatch_decay_steps=3000" in rows[4]["overrides"]
+    # study.only, in order; each trained G scored under both selections (every draw / the critic's pick)
+    selections = ("critic_x3_overlap1", "critic_x3_overlap2", "one_draw")
+    assert [(x["variant"], x["selection"]) for x in rows[2:]] == [
+        (v, s) for v in ("clip", "gp_mm08_ms3_lr3e4_nc2", "gp_mm08to0") for s in selections]
+    assert "gan.n_critic=2" in rows[5]["overrides"] and "gan.mismatch_decay_steps=3000" in rows[8]["overrides"]
+    assert {x["steps"] for x in rows[2:]} == {"2"}                 # study.steps, as no variant names its own
     for x in rows:
         assert 0.0 <= float(x["relation"]) <= 1.0 and 0.0 <= float(x["fluency"]) <= 1.0
     assert "scene from mu_v" in (tmp_path / "relevance.md").read_text(encoding="utf-8")
@@ -357,6 +387,11 @@ def test_relevance_study_runs_probes_bounds_and_variants(main_run, tmp_path):
                           f"--workdir={tmp_path / 'bad'}", f"--config.data.dir={tiny_world['built']}",
                           "--config.study.only=nope", *args], capture_output=True, text=True, cwd=REPO, timeout=900)
     assert bad.returncode != 0 and "study.only names ['nope']" in bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/relevance.py",
+                          f"--workdir={tmp_path / 'bad2'}", f"--config.data.dir={tiny_world['built']}",
+                          "--config.study.selections.one_draw=gan.mismatch=0.1", *args],
+                         capture_output=True, text=True, cwd=REPO, timeout=900)
+    assert bad.returncode != 0 and "may set generate.* only" in bad.stderr
 
 
 def test_main_job_on_the_real_pair_with_a_real_text_model(tmp_path):

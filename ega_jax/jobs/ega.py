@@ -31,8 +31,8 @@ def run(config, workdir: str) -> int:
           f"{len(test_pairs.h_s)} test pairs; stage-1 models frozen")
     task, gan = ega.gan_task(config, s1, train_pairs, test_pairs)
     state = train.train_and_evaluate(task, config.gan_train, gan_dir, config.seed)
-    model = ega.EGAModel(s1, gan, state, s1.image_model.image_size)
     g = config.generate
+    model = ega.model_for(s1, gan, state, g)
     frames = test_pairs.frames
     comments = model.comments_for_features(test_pairs.frame_h_v, g.num_per_frame, jax.random.PRNGKey(config.seed),
                                            strategy=g.strategy, temperature=g.temperature, top_k=g.top_k,

@@ -7,7 +7,8 @@ On the test key frames of the controlled world, along mu_v -> G(tau | mu_v) -> h
 - bounds for stage 2: G replaced by a real mu_s of a comment of the same frame (upper) and of a
   random train frame (lower);
 - the GAN under each variant of config.study.variants (overrides of the main job's gan sections),
-  trained for study.steps on the same frozen stage-1 models.
+  trained for study.steps on the same frozen stage-1 models, each G generating under every
+  selection of config.study.selections (how many noise draws per comment the critic picks from).
 Every row scores generate.num_per_frame greedy comments per test frame: relation (share of
 scene-naming comments that name the true scene), diversity and fluency (ega_jax/metrics.py).
 Writes W/relevance.md and W/relevance.csv.
@@ -64,6 +65,13 @@ def run(config, workdir: str) -> int:
     unknown = sorted(set(only) - set(config.study.variants))
     if unknown:
         raise runs.ConfigError(f"study.only names {unknown}, not in study.variants ({sorted(config.study.variants)})")
+    selections = dict(config.study.get("selections", {"as configured": ""}))
+    for selection, chosen_by in selections.items():
+        bad = [k for k in (i.split("=", 1)[0].strip() for i in chosen_by.split(";") if i.strip())
+               if not k.startswith("generate.")]
+        if bad:
+            raise runs.ConfigError(f"study.selections[{selection!r}] sets {bad}: a selection may set generate.* only")
+        ega.selection_settings(apply_overrides(config, chosen_by).generate)
     s1, train_pairs, test_pairs, _ = ega_job.frozen_stage1_and_pairs(config, workdir)
     if not all(r["scene"] for r in test_pairs.frames):
         raise runs.ConfigError("the relevance study needs scene labels: run it on the controlled world")
@@ -109,24 +117,29 @@ def run(config, workdir: str) -> int:
         print(f"relevance: {r['variant']}: " + " ".join(f"{k} {r[k]:.3f}" for k in ("relation", "diversity",
                                                                                    "fluency")))
 
-    # The GAN under each variant, on the same frozen models and pairs.
+    # The GAN under each variant, on the same frozen models and pairs; each trained G generates under
+    # every selection of study.selections (overrides of the generate section: no retraining).
     for name, overrides in config.study.variants.items():
         if only and name not in only:
             continue
         c = apply_overrides(config, overrides)
-        c.gan_train.num_steps = config.study.steps
+        if "gan_train.num_steps" not in overrides:      # a variant may name its own length
+            c.gan_train.num_steps = config.study.steps
         task, gan = ega.gan_task(c, s1, train_pairs, test_pairs)
         t1 = time.time()
         state = train.train_and_evaluate(task, c.gan_train, os.path.join(workdir, "variants", name), c.seed,
                                          log=lambda *_: None)
-        model = ega.EGAModel(s1, gan, state, s1.image_model.image_size)
-        comments = model.comments_for_features(test_pairs.frame_h_v, n, jax.random.PRNGKey(seed), strategy="greedy")
-        rows.append({"variant": name, "overrides": overrides, "steps": config.study.steps,
-                     **score(test_pairs.frames, comments, vocabulary, lex), "seconds": round(time.time() - t1)})
-        print(f"relevance: {name} ({overrides or 'configs/gan.py'}; {config.study.steps} steps, {rows[-1]['seconds']}s):"
-              + "".join(f" {k} {rows[-1][k]:.3f}" for k in ("relation", "diversity", "fluency")))
+        seconds = round(time.time() - t1)
+        for selection, chosen_by in selections.items():
+            model = ega.model_for(s1, gan, state, apply_overrides(c, chosen_by).generate)
+            comments = model.comments_for_features(test_pairs.frame_h_v, n, jax.random.PRNGKey(seed),
+                                                   strategy="greedy")
+            rows.append({"variant": name, "selection": selection, "overrides": overrides, "steps": c.gan_train.num_steps,
+                         **score(test_pairs.frames, comments, vocabulary, lex), "seconds": seconds})
+            print(f"relevance: {name} / {selection} ({overrides or 'configs/gan.py'}; {c.gan_train.num_steps} steps, "
+                  f"{seconds}s):" + "".join(f" {k} {rows[-1][k]:.3f}" for k in ("relation", "diversity", "fluency")))
 
-    cols = ["variant", "overrides", "steps", "relation", "naming", "diversity", "fluency", "seconds"]
+    cols = ["variant", "selection", "overrides", "steps", "relation", "naming", "diversity", "fluency", "seconds"]
     with open(os.path.join(workdir, "relevance.csv"), "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, fieldnames=cols)
         w.writeheader()
