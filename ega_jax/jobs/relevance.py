@@ -32,16 +32,21 @@ from ega_jax.data import world_recipes
 from ega_jax.jobs import ega as ega_job
 
 
+def parse_overrides(overrides: str) -> dict[str, str]:
+    """"a.b=value; c.d=value" -> {"a.b": "value", "c.d": "value"} (values not yet evaluated)."""
+    items = (x.split("=", 1) for x in (y.strip() for y in overrides.split(";")) if x)
+    return {key.strip(): value.strip() for key, value in items}
+
+
 def apply_overrides(config: ml_collections.ConfigDict, overrides: str) -> ml_collections.ConfigDict:
     """A copy of config with "a.b=value; c.d=value" applied (values are Python literals)."""
     out = ml_collections.ConfigDict(copy.deepcopy(config.to_dict()))
-    for item in filter(None, (x.strip() for x in overrides.split(";"))):
-        key, value = item.split("=", 1)
-        *path, leaf = key.strip().split(".")
+    for key, value in parse_overrides(overrides).items():
+        *path, leaf = key.split(".")
         node = out
         for p in path:
             node = node[p]
-        node[leaf] = ast.literal_eval(value.strip())
+        node[leaf] = ast.literal_eval(value)
     return out
 
 
@@ -67,8 +72,7 @@ def run(config, workdir: str) -> int:
         raise runs.ConfigError(f"study.only names {unknown}, not in study.variants ({sorted(config.study.variants)})")
     selections = dict(config.study.get("selections", {"as configured": ""}))
     for selection, chosen_by in selections.items():
-        bad = [k for k in (i.split("=", 1)[0].strip() for i in chosen_by.split(";") if i.strip())
-               if not k.startswith("generate.")]
+        bad = [k for k in parse_overrides(chosen_by) if not k.startswith("generate.")]
         if bad:
             raise runs.ConfigError(f"study.selections[{selection!r}] sets {bad}: a selection may set generate.* only")
         ega.selection_settings(apply_overrides(config, chosen_by).generate)
@@ -123,7 +127,7 @@ def run(config, workdir: str) -> int:
         if only and name not in only:
             continue
         c = apply_overrides(config, overrides)
-        if "gan_train.num_steps" not in overrides:      # a variant may name its own length
+        if "gan_train.num_steps" not in parse_overrides(overrides):      # a variant may name its own length
             c.gan_train.num_steps = config.study.steps
         task, gan = ega.gan_task(c, s1, train_pairs, test_pairs)
         t1 = time.time()
