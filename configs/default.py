@@ -27,7 +27,7 @@ def data_config() -> ml_collections.ConfigDict:
             vocab_min_count=2,         # characters seen fewer times in train comments become <unk>
             max_seconds=0,             # 0: whole videos
             # 1-fps frames -> MPEG-7 SCD -> affinity propagation (paper 3.1); window bounds memory;
-            # metric: -squared L2 (default; -L1, the SCD standard's matching, merged distinct shots in a test).
+            # metric: -squared L2 (default) or -L1 (the SCD standard's matching); both separate distinct shots.
             keyframes=dict(scd_coefficients=256, damping=0.5, max_iter=200, convergence_iter=15, window=1024,
                            metric="sqeuclidean"),
             # Danmaku cleaning (ega_jax/data/danmaku_xml.py: CleaningConfig).

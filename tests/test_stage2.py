@@ -415,6 +415,10 @@ def test_main_job_on_the_real_pair_with_a_real_text_model(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((text / "text_report.json").read_text(encoding="utf-8"))
     assert report["samples"] == 1000 and 0 <= report["fluency"] <= 1 and report["held_out_nll_per_char"] > 0
+    assert len(report["first_samples_beam4"]) == 50 and 0 <= report["beam4"]["fluency"] <= 1
+    # the reference: real comments of held-out files, scored against the train comments' n-grams
+    assert 0 < report["held_out_real_comments"]["fluency"] < 1
+    assert "held-out real comments (reference)" in (text / "text_report.md").read_text(encoding="utf-8")
     assert "text_vae: held-out NLL" in r.stdout
     w = tmp_path / "ega"
     r = _main(f"--workdir={w}", f"--config.data.dir={data}", f"--config.stage1.text_vae_dir={text}")

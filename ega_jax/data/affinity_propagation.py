@@ -3,7 +3,11 @@
 The message updates, the convergence test and the final exemplar refinement
 follow scikit-learn's implementation step for step, so that on the same
 similarities both pick the same exemplars (tests check this on real frames).
-Everything is jit-compiled, float32 by default, and runs on CPU, GPU or TPU.
+Everything is jit-compiled, float32 by default, and runs on CPU, GPU or TPU. On a
+CPU, problems too large for the cache stream the n x n matrices 7 times per iteration,
+the least these updates allow: the responsibilities are updated in cache-sized blocks
+of rows (A and S read, R read and written, with the column sums the availabilities
+need), then the availabilities in one elementwise pass (A and R read, A written).
 
 Memory is O(n^2) in the number of frames. Long videos are therefore clustered
 in windows of consecutive seconds (``window`` frames at most, default 1024,
@@ -29,6 +33,14 @@ import numpy as np
 from scipy.spatial.distance import cdist
 
 _ISOLATED = -1e9
+# On a CPU, problems above BLOCKED_FROM points update their responsibilities in blocks of
+# CPU_ROW_BLOCK rows. Up to ~1000 points A, S and R (12 MiB) stay in the last-level cache and the
+# whole-matrix update is as fast or faster; at 2000 and 4000, blocks of 128 rows were the fastest of
+# 32 to 400 on 2 cores (32: 1 core's best, but one thread per block leaves the second core idle).
+# The data build's windows (<= 1024 frames) thus keep the whole-matrix update, whose sums are
+# bit-identical to those before blocking; a blocked sum rounds differently and may flip near-ties.
+CPU_ROW_BLOCK = 128
+BLOCKED_FROM = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,10 +54,15 @@ class APResult:
 def negative_squared_distances(x: np.ndarray) -> np.ndarray:
     """-||x_i - x_j||^2 in float64, zero diagonal (as sklearn's euclidean_distances)."""
     sq = np.einsum("ij,ij->i", x, x)
-    d = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
+    # (sq_i + sq_j) - 2 x_i.x_j with one n x n temporary instead of four (the same roundings).
+    d = np.add.outer(sq, sq)
+    gram = x @ x.T
+    gram *= 2.0
+    d -= gram
+    del gram
     np.maximum(d, 0.0, out=d)
     np.fill_diagonal(d, 0.0)
-    return -d
+    return np.negative(d, out=d)
 
 
 def _median(v: np.ndarray) -> float:
@@ -55,33 +72,65 @@ def _median(v: np.ndarray) -> float:
     return float((part[k - 1] + part[k]) / 2) if flat.size % 2 == 0 else float(part[k])
 
 
-@functools.partial(jax.jit, static_argnames=("max_iter", "convergence_iter"))
-def _affinity_propagation(S, damping, n_real, max_iter: int, convergence_iter: int):
+def _responsibility_rows(a, s, r, damping):
+    """Damped responsibility update of a block of rows, and the column sums of its positive part.
+
+    sklearn takes the row max of A + S at its first occurrence, and the largest value left once
+    that entry is removed: the latter is the row max again when it occurs twice, so subtracting
+    "the second largest, ties counted" where A + S equals its row max and the max elsewhere gives
+    sklearn's responsibilities without an argmax (XLA's CPU argmax, a two-operand reduce, took half
+    an iteration)."""
+    AS = a + s
+    Y = jnp.max(AS, axis=1)
+    top = AS == Y[:, None]
+    Y2 = jnp.max(jnp.where(top, -jnp.inf, AS), axis=1)
+    Y2 = jnp.where(jnp.sum(top, axis=1) > 1, Y, Y2)
+    r = damping * r + (1 - damping) * (s - jnp.where(top, Y2[:, None], Y[:, None]))
+    return r, jnp.sum(jnp.maximum(r, 0.0), axis=0)
+
+
+def _responsibilities(A, S, R, damping, row_block: int):
+    """R updated row block by row block, with the column sums of max(R, 0) accumulated on the way.
+
+    On a CPU a block of rows of A, S and R stays in cache while its row max, second max, new R and
+    column sums are computed, so per iteration A and S are read once and R read and written once;
+    over whole matrices XLA streams them through each reduction separately (2x slower at n = 4000,
+    benchmarks/keyframes_bench.py). row_block >= n is the whole matrix at once (accelerators)."""
+    n = S.shape[0]
+    if row_block >= n:
+        return _responsibility_rows(A, S, R, damping)
+    full, tail = divmod(n, row_block)
+
+    def block(i, carry):
+        R, colsum = carry
+        rows = [jax.lax.dynamic_slice_in_dim(M, i * row_block, row_block, 0) for M in (A, S, R)]
+        r, cs = _responsibility_rows(*rows, damping)
+        return jax.lax.dynamic_update_slice_in_dim(R, r, i * row_block, 0), colsum + cs
+
+    R, colsum = jax.lax.fori_loop(0, full, block, (R, jnp.zeros(n, S.dtype)))
+    if tail:
+        lo = full * row_block
+        r, cs = _responsibility_rows(A[lo:], S[lo:], R[lo:], damping)
+        R, colsum = R.at[lo:].set(r), colsum + cs
+    return R, colsum
+
+
+@functools.partial(jax.jit, static_argnames=("max_iter", "convergence_iter", "row_block"))
+def _affinity_propagation(S, damping, n_real, max_iter: int, convergence_iter: int, row_block: int):
     n = S.shape[0]
     idx = jnp.arange(n)
     real = idx < n_real  # padding points are exemplars from the start and must not count
 
     def body(state):
         A, R, history, it, _ = state
-        # Per iteration the n x n matrices are only streamed through reductions and elementwise
-        # updates XLA fuses: the row max of A + S, the index of its first occurrence as a min-reduce
-        # (XLA's CPU argmax, a two-operand reduce, took half the iteration), the second largest,
-        # then R and A each updated in one elementwise pass (benchmarks/keyframes_bench.py).
-        AS = A + S
-        Y = jnp.max(AS, axis=1)
-        first = jnp.min(jnp.where(AS == Y[:, None], idx[None, :], n), axis=1)   # = argmax, first on ties
-        is_first = idx[None, :] == first[:, None]
-        Y2 = jnp.max(jnp.where(is_first, -jnp.inf, AS), axis=1)
-        R_new = S - jnp.where(is_first, Y2[:, None], Y[:, None])
-        R = damping * R + (1 - damping) * R_new
+        R, colsum_pos = _responsibilities(A, S, R, damping, row_block)
 
         # a(i,k) = min(0, r(k,k) + sum of other positive r(i',k)); a(k,k) = sum of other positive
         # r(i',k), unclipped: computed elementwise for all entries, then the n diagonal entries
         # are set (an n x n diagonal mask would be one more matrix read per iteration).
         r_diag, a_diag = jnp.diagonal(R), jnp.diagonal(A)
-        Rp = jnp.maximum(R, 0.0)
-        colsum = jnp.sum(Rp, axis=0) - jnp.maximum(r_diag, 0.0) + r_diag
-        A = damping * A + (1 - damping) * jnp.minimum(colsum[None, :] - Rp, 0.0)
+        colsum = colsum_pos - jnp.maximum(r_diag, 0.0) + r_diag
+        A = damping * A + (1 - damping) * jnp.minimum(colsum[None, :] - jnp.maximum(R, 0.0), 0.0)
         A = A.at[idx, idx].set(damping * a_diag + (1 - damping) * (colsum - r_diag))
 
         E = (jnp.diagonal(A) + jnp.diagonal(R)) > 0
@@ -119,7 +168,8 @@ def _affinity_propagation(S, damping, n_real, max_iter: int, convergence_iter: i
 
 def affinity_propagation(features: np.ndarray, damping: float = 0.5, preference: float | None = None,
                          max_iter: int = 200, convergence_iter: int = 15, bucket: int = 64,
-                         noise_seed: int | None = 0, dtype=np.float32, metric: str = "sqeuclidean") -> APResult:
+                         noise_seed: int | None = 0, dtype=np.float32, metric: str = "sqeuclidean",
+                         row_block: int | None = None) -> APResult:
     """Clusters the rows of ``features`` (n, d) with similarity = -distance: metric "sqeuclidean"
     (squared Euclidean, scikit-learn's default) or "l1" (the MPEG-7 SCD matching distance).
 
@@ -131,6 +181,9 @@ def affinity_propagation(features: np.ndarray, damping: float = 0.5, preference:
       reproduces scikit-learn's computation; float32 (the default, fast on
       accelerators) agrees with it except where float32 rounding decides a
       near-tie (2 of 48 real-frame problems in tests/test_scd_and_ap.py).
+    row_block: rows per cache-sized block of the responsibility update; None takes
+      CPU_ROW_BLOCK on a CPU above BLOCKED_FROM points, else the whole matrix (one fused
+      kernel on an accelerator).
     """
     if not 0.5 <= damping < 1.0:
         raise ValueError(f"damping must be in [0.5, 1), got {damping}")
@@ -164,7 +217,11 @@ def affinity_propagation(features: np.ndarray, damping: float = 0.5, preference:
             draws = np.random.RandomState(noise_seed).standard_normal(size=(n, n))
         else:                                   # the same distribution, drawn 6x faster in float32
             draws = np.random.default_rng(noise_seed).standard_normal(size=(n, n), dtype=np.float32)
-        S += (fi.eps * S + fi.tiny * 100) * draws
+        noise = S * fi.eps                      # S += (eps S + 100 tiny) draws, in place
+        noise += fi.tiny * 100
+        noise *= draws
+        S += noise
+        del noise
     S = S.astype(dtype)
     m = -(-n // bucket) * bucket if bucket else n
     if m > n:
@@ -172,8 +229,13 @@ def affinity_propagation(features: np.ndarray, damping: float = 0.5, preference:
         padded[:n, :n] = S
         padded[np.arange(n, m), np.arange(n, m)] = 0.0
         S = padded
+    if row_block is None:
+        row_block = CPU_ROW_BLOCK if jax.default_backend() == "cpu" and m > BLOCKED_FROM else m
+    if row_block < 1:
+        raise ValueError(f"row_block must be >= 1, got {row_block}")
     c, E, it, done = _affinity_propagation(jnp.asarray(S), jnp.asarray(damping, dtype), n,
-                                           max_iter=max_iter, convergence_iter=convergence_iter)
+                                           max_iter=max_iter, convergence_iter=convergence_iter,
+                                           row_block=min(row_block, m))
     c, E = np.asarray(c)[:n], np.asarray(E)[:n]
     exemplars = np.flatnonzero(E)
     if exemplars.size == 0:
