@@ -71,15 +71,13 @@ def run_measured(cmd: list[str], log_path: str) -> dict:
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             env={**os.environ, "PYTHONUNBUFFERED": "1",      # lines as they are printed
                                  "PYTHONPATH": ROOT + os.pathsep + os.environ.get("PYTHONPATH", "")})
-    stage = {"now": "start-up", "peaks": {}, "order": []}
+    stage = {"now": "start-up", "peaks": {}}          # peaks keeps the stages in the order first seen
     done = threading.Event()
 
     def sample():
         while not done.is_set():
             rss = tree_rss_mib(proc.pid)
             name = stage["now"]
-            if name not in stage["peaks"]:
-                stage["order"].append(name)
             stage["peaks"][name] = max(stage["peaks"].get(name, 0.0), rss)
             done.wait(0.2)
 
@@ -104,7 +102,7 @@ def run_measured(cmd: list[str], log_path: str) -> dict:
     starts = sorted(began.items(), key=lambda kv: kv[1]) + [("end", wall)]
     seconds = {name: nxt - t for (name, t), (_, nxt) in zip(starts[:-1], starts[1:])}
     return {"wall_s": wall, "peak_mib": usage.ru_maxrss / 1024,
-            "stages": [(name, stage["peaks"][name], seconds.get(name)) for name in stage["order"]]}
+            "stages": [(name, peak, seconds.get(name)) for name, peak in stage["peaks"].items()]}
 
 
 def main():

@@ -293,7 +293,8 @@ def text_model_report(task: Task, state: TrainState, config, data_dir: str, work
 
     out = {"held_out_nll_per_char": held_out.get("nll_per_char"), "held_out_rec_mu": held_out.get("rec_mu"),
            "samples": num_samples, **scores(greedy), f"beam{beam_size}": scores(beam),
-           "held_out_real_comments": scores(real),
+           # a split by file can leave no test file (a folder of one or two): then no reference
+           "held_out_real_comments": scores(real) if real else None,
            "train_comments": len(train_comments), "vocab_size": len(vocab)}
     with open(os.path.join(workdir, "text_report.json"), "w", encoding="utf-8") as f:
         json.dump({**out, "first_samples": greedy[:50], f"first_samples_beam{beam_size}": beam[:50]}, f,
@@ -302,7 +303,8 @@ def text_model_report(task: Task, state: TrainState, config, data_dir: str, work
     rows = [{"comments": name, **{c: reports.fmt(v[c]) for c in cols}}
             for name, v in ((f"{num_samples} samples, greedy", out),
                             (f"{num_samples} samples, beam {beam_size}", out[f"beam{beam_size}"]),
-                            (f"{len(real)} held-out real comments (reference)", out["held_out_real_comments"]))]
+                            (f"{len(real)} held-out real comments (reference)", out["held_out_real_comments"]))
+            if v is not None]
     with open(os.path.join(workdir, "text_report.md"), "w", encoding="utf-8") as f:
         f.write(f"# Sentence VAE as a model of danmaku ({data_dir})\n\n"
                 f"Held-out NLL per character (the test split): {reports.fmt(out['held_out_nll_per_char'])}. "

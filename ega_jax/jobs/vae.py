@@ -22,10 +22,11 @@ def run(config, workdir: str) -> int:
     elif config.stage == "text_vae":
         r = vae.text_model_report(task, state, config, data_dir, workdir)
         beam = next(v for k, v in r.items() if k.startswith("beam"))
+        real = r["held_out_real_comments"]
         print(f"text_vae: held-out NLL {r['held_out_nll_per_char']:.3f} nats/char; {r['samples']} samples from "
               f"N(0, I): fluency {r['fluency']:.3f} (beam {beam['fluency']:.3f}; held-out real comments "
-              f"{r['held_out_real_comments']['fluency']:.3f}), diversity {r['diversity']:.3f}, verbatim train "
-              f"comments {r['verbatim_share']:.3f} ({workdir}/text_report.md)")
+              f"{'none' if real is None else format(real['fluency'], '.3f')}), diversity {r['diversity']:.3f}, "
+              f"verbatim train comments {r['verbatim_share']:.3f} ({workdir}/text_report.md)")
     runs.mark_finished(workdir, config.stage, config.train.num_steps, data_dir)
     print(f"{config.stage}: done; checkpoints in {workdir}/checkpoints, samples in {workdir}/samples, "
           f"TensorBoard logs in {workdir}/tensorboard")
