@@ -7,7 +7,9 @@ pass (the critic has no batch norm, so rows are independent); before, each kind 
 This times configs/gan.py's jitted step (batch 32, n_critic 5, gradient penalty, mismatch 0.8,
 mode seeking 3) both ways on the same in-memory batches (no TensorFlow: it also runs on the
 accelerator machine), interleaved, medians of --repeats, and checks both give the same losses from
-the same state. Results: benchmarks/RESULTS.md, "gan_step".
+the same state. A PyTorch twin of the same step (same sizes, losses and optimiser: torch.autograd.grad
+for the penalty, eager, same threads) is timed in the same interleaved loop where torch is installed.
+Results: benchmarks/RESULTS.md, "gan_step".
 """
 
 from __future__ import annotations
@@ -51,6 +53,66 @@ def separate_passes_critic_loss(gan, d_params, h_v, real, fake, rng, mismatch=No
     return loss, w
 
 
+def torch_gan_stepper(cfg, batches, latent: int = 64):
+    """configs/gan.py's WGAN step in PyTorch: n_critic critic updates (one pass over real, generated
+    and mismatched pairs, gradient penalty), then one generator update with the mode-seeking term.
+    Returns run(n) -> seconds for n steps."""
+    import torch
+    from torch import nn
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(0)
+    g, o = cfg.gan, cfg.gan_optimizer
+
+    def mlp(sizes, batch_norm):
+        layers = []
+        for a, b in zip(sizes[:-2], sizes[1:-1]):
+            layers += [nn.Linear(a, b)] + ([nn.BatchNorm1d(b, momentum=0.1)] if batch_norm else [])
+            layers.append(nn.LeakyReLU(g.leak))
+        return nn.Sequential(*layers, nn.Linear(sizes[-2], sizes[-1]))
+
+    gen = mlp([latent + g.noise_dim, *g.g_hidden, latent], True).train()
+    critic = mlp([2 * latent, *g.d_hidden, 1], False)
+    g_opt = torch.optim.RMSprop(gen.parameters(), lr=o.lr, alpha=o.decay, eps=1e-8)
+    d_opt = torch.optim.RMSprop(critic.parameters(), lr=o.lr, alpha=o.decay, eps=1e-8)
+    D = lambda v, s_: critic(torch.cat([v, s_], -1))[:, 0]
+    tb = [{k: torch.from_numpy(v) for k, v in b.items()} for b in batches]
+
+    def step(b):
+        for k in range(g.n_critic):
+            h_v, real = b["real_v"][k], b["real_s"][k]
+            with torch.no_grad():
+                fake = gen(torch.cat([h_v, torch.randn(h_v.shape[0], g.noise_dim)], -1))
+            scores = D(torch.cat([h_v, h_v, h_v.roll(1, 0)]), torch.cat([real, fake, real])).view(3, -1).mean(1)
+            w = scores[0] - ((1 - g.mismatch) * scores[1] + g.mismatch * scores[2])
+            eps = torch.rand(real.shape[0], 1)
+            x = (eps * real + (1 - eps) * fake).requires_grad_(True)
+            grad, = torch.autograd.grad(D(h_v, x).sum(), x, create_graph=True)
+            loss = -w + g.gp_weight * ((grad.pow(2).sum(1) + 1e-12).sqrt() - 1).pow(2).mean()
+            d_opt.zero_grad()
+            loss.backward()
+            d_opt.step()
+        h_v = torch.cat([b["gen_v"], b["gen_v"]])
+        tau = torch.randn(h_v.shape[0], g.noise_dim)
+        fake = gen(torch.cat([h_v, tau], -1))
+        adv = -D(h_v, fake).mean()
+        f1, f2 = fake.chunk(2)
+        t1, t2 = tau.chunk(2)
+        ratio = (f1 - f2).abs().mean() / (t1 - t2).abs().mean()
+        g_loss = adv + g.mode_seeking / (ratio + 1e-5)
+        g_opt.zero_grad()
+        g_loss.backward()          # the critic's gradients from here are discarded by zero_grad above
+        g_opt.step()
+
+    def run(n):
+        t = time.perf_counter()
+        for i in range(n):
+            step(tb[i % len(tb)])
+        return time.perf_counter() - t
+
+    run(2)
+    return run, torch.__version__
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--steps", type=int, default=150, help="timed steps per repeat")
@@ -76,8 +138,16 @@ def main():
         ega.critic_loss = one_pass
     a, c = (v[2] for v in variants.values())
     same = all(abs(a[k_] - c[k_]) <= 1e-4 * max(1.0, abs(a[k_])) for k_ in a)
-    speeds = {name: [] for name in variants}
+    twin = None
+    try:
+        twin_run, torch_version = torch_gan_stepper(cfg, batches)
+        twin = f"PyTorch {torch_version} twin (eager)"
+    except ImportError:
+        print("torch not installed (pip install -e '.[bench]'): PyTorch twin skipped")
+    speeds = {name: [] for name in list(variants) + ([twin] if twin else [])}
     for _ in range(args.repeats):
+        if twin:
+            speeds[twin].append(args.steps / twin_run(args.steps))
         for name, v in variants.items():
             step, state = v[0], v[1]
             t = time.perf_counter()
@@ -87,15 +157,17 @@ def main():
             speeds[name].append(args.steps / (time.perf_counter() - t))
             v[1] = state
     med = {name: float(np.median(s)) for name, s in speeds.items()}
-    rows = [[name, f"{med[name]:.2f}", " ".join(f"{x:.2f}" for x in speeds[name])] for name in variants]
+    rows = [[name, f"{med[name]:.2f}", " ".join(f"{x:.2f}" for x in speeds[name])] for name in speeds]
     for r in rows:
         print(f"{r[0]}: {r[1]} steps/s (repeats {r[2]})")
     ratio = med["one pass"] / med["a pass per kind"]
     print(f"one pass / a pass per kind: {ratio:.2f}x; same losses from the same state: {same}")
+    vs_twin = f" The JAX step (one pass) is {med['one pass'] / med[twin]:.2f}x the PyTorch twin." if twin else ""
+    print(vs_twin.strip())
     results.record("gan_step", ["critic pass", "steps/s (median)", "repeats"], rows,
                    notes=f"configs/gan.py's WGAN step (batch 32, n_critic 5, gp, mismatch 0.8, mode seeking 3), "
                          f"{args.steps} steps per repeat, interleaved. One pass is {ratio:.2f}x; the same losses "
-                         f"from the same state: {same}.")
+                         f"from the same state: {same}.{vs_twin}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-r"""Sentence-VAE training steps per second: our jitted JAX step (fused GRU) vs flax's nn.GRUCell vs a PyTorch twin.
+r"""Sentence-VAE training steps per second: our jitted JAX step vs the same step on flax's nn.GRUCell vs PyTorch twins.
 
   python benchmarks/text_vae_bench.py [--steps 30] [--repeats 5] [--batches 32 256] [--vocab 415]
 
@@ -6,13 +6,21 @@ All take batches of B pairs (2B sentences of max_len 32 characters, lengths draw
 controlled world's comments), the default sizes (embedding 128, GRU 256, latent 64), the same
 loss (Eq. 6 NLL + Eq. 7 cosine + alpha * Eq. 3 relaxed KL) and optimiser (SGD lr 0.1 momentum
 0.6, global-norm clip 1.0), on the same CPU threads (every core; torch.set_num_threads). In-memory
-batches, so the input pipeline is not measured. The three are timed interleaved (A, B, C, A, B,
+batches, so the input pipeline is not measured. All are timed interleaved (A, B, C, ..., A, B,
 C, ...), --repeats times each, and the median is reported, so drift in the machine's load hits all
 alike. Results: benchmarks/RESULTS.md, "text_vae_step".
 
-The JAX variants differ only in the GRU layer: flax's nn.RNN(nn.GRUCell) (the whole cell, input
-projection included, inside the scan; what the model uses) and benchmarks/fused_gru.py (the input
-projections of all time steps in one matmul before the scan; measured slower here).
+The variants:
+- JAX, the model's step: ega_jax.models.gru.GRU (only h W_h inside the recurrence, forward and
+  backward; the loops stop at the batch's longest comment) and vae.text_train_step's length
+  buckets (the batch cut to the first multiple of 8 characters that holds its longest comment).
+- JAX, no length buckets (config text_vae.length_bucket=0): the same GRU at the full 32 characters.
+- JAX, flax nn.RNN(nn.GRUCell) at the full width: the layer the model used before (JAX
+  differentiates flax's scan).
+- PyTorch twin (nn.GRU, eager): the encoder over packed sequences (pack_padded_sequence), the
+  decoder over all 32 positions, as a straightforward PyTorch model is written.
+- PyTorch twin, decoder packed too: logits and loss on the real characters only, the least work
+  PyTorch's nn.GRU can be given.
 """
 
 from __future__ import annotations
@@ -49,49 +57,51 @@ def make_batches(n, vocab, batch=BATCH, seed=0):
     return out
 
 
-def _fused_nn():
-    """flax.linen with RNN(GRUCell(h)) replaced by fused_gru.FusedGRU, for ega_jax.models.text_vae."""
-    import types
+def _flax_cell_gru():
+    """A stand-in for ega_jax.models.gru.GRU that runs flax's nn.RNN(nn.GRUCell) over every position."""
     import flax.linen as nn
-    from fused_gru import FusedGRU
+    import jax.numpy as jnp
 
-    class Fused(nn.Module):
+    class FlaxCellGRU(nn.Module):
         hidden: int
 
         @nn.compact
-        def __call__(self, x, initial_carry=None, seq_lengths=None, return_carry=False):
-            carry, ys = FusedGRU(self.hidden, name="gru_cell")(x, initial_carry, seq_lengths)
-            return (carry, ys) if return_carry else ys
+        def __call__(self, x, initial_carry=None, seq_lengths=None, steps=None, context=None):
+            if context is not None:
+                x = jnp.concatenate([x, jnp.repeat(context[:, None], x.shape[1], axis=1)], axis=-1)
+            cell = nn.GRUCell(self.hidden)
+            return nn.RNN(cell)(x, initial_carry=initial_carry, seq_lengths=seq_lengths, return_carry=True)
 
-    patched = types.SimpleNamespace(**{k: getattr(nn, k) for k in dir(nn) if not k.startswith("__")})
-    patched.GRUCell = lambda hidden, name=None: types.SimpleNamespace(features=hidden)
-    patched.RNN = lambda cell: Fused(cell.features)
-    return patched
+    return FlaxCellGRU
 
 
-def jax_stepper(batch, vocab, fused: bool):
-    """A compiled sentence-VAE step and its state; returns run(n) -> seconds for n steps."""
+def jax_stepper(batch, vocab, variant: str):
+    """variant: "model" (the model's step), "no_buckets", or "flax_cell".
+
+    Returns (run(n) -> seconds for n steps, compile seconds)."""
     import jax
     from configs import default
     from ega_jax import train, vae
     from ega_jax.models import text_vae
     cfg = default.get_config()
     cfg.kl.mu0 = MU0
-    original = text_vae.nn
-    if fused:
-        text_vae.nn = _fused_nn()
+    bucket = cfg.text_vae.length_bucket if variant == "model" else 0
+    original = text_vae.GRU
+    if variant == "flax_cell":
+        text_vae.GRU = _flax_cell_gru()
     try:
         model = vae.text_model_from(cfg.text_vae, vocab)
         holder = {"state": vae.init_text_state(model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0),
                                                MAX_LEN)}
-        step = jax.jit(functools.partial(vae.text_train_step, kl=cfg.kl, semantic_weight=1.0), donate_argnums=0)
+        step = jax.jit(functools.partial(vae.text_train_step, kl=cfg.kl, semantic_weight=1.0, length_bucket=bucket),
+                       donate_argnums=0)
         dev = [{"s1": jax.device_put(a), "s2": jax.device_put(b)} for a, b in make_batches(4, vocab, batch)]
         t = time.perf_counter()
         holder["state"], m = step(holder["state"], dev[0], jax.random.PRNGKey(0))
         jax.block_until_ready(m)
         compile_s = time.perf_counter() - t
     finally:
-        text_vae.nn = original
+        text_vae.GRU = original
 
     def run(n):
         t = time.perf_counter()
@@ -104,7 +114,7 @@ def jax_stepper(batch, vocab, fused: bool):
     return run, compile_s
 
 
-def torch_stepper(batch, vocab, threads):
+def torch_stepper(batch, vocab, threads, pack_decoder=False):
     import torch
     from torch import nn
     torch.set_num_threads(threads)
@@ -129,6 +139,10 @@ def torch_stepper(batch, vocab, threads):
             z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
             prev = torch.cat([torch.ones_like(tokens[:, :1]), tokens[:, :-1]], 1)
             x = torch.cat([self.embed(prev), z[:, None].expand(-1, tokens.shape[1], -1)], -1)
+            if pack_decoder:                  # logits of the real characters only, in packed order
+                x = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+                y, _ = self.dec(x, torch.tanh(self.init(z))[None])
+                return self.out(y.data), mu, logvar
             y, _ = self.dec(x, torch.tanh(self.init(z))[None])
             return self.out(y), mu, logvar
 
@@ -138,12 +152,18 @@ def torch_stepper(batch, vocab, threads):
     def step(s1, s2):
         tokens = torch.cat([s1, s2])
         logits, mu, logvar = model(tokens)
-        nll = nn.functional.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")
-        nll = (nll * (tokens != 0)).sum(1)
         b = s1.shape[0]
+        if pack_decoder:                      # mean over pairs of the two sentences' summed NLL
+            targets = nn.utils.rnn.pack_padded_sequence(tokens, (tokens != 0).sum(1), batch_first=True,
+                                                        enforce_sorted=False).data
+            rec = nn.functional.cross_entropy(logits, targets, reduction="sum") / b
+        else:
+            nll = nn.functional.cross_entropy(logits.transpose(1, 2), tokens, reduction="none")
+            nll = (nll * (tokens != 0)).sum(1)
+            rec = (nll[:b] + nll[b:]).mean()
         sem = 1 - nn.functional.cosine_similarity(mu[:b], mu[b:], dim=-1)
         kl = (torch.clamp(mu ** 2 - MU0 ** 2, min=0) + logvar.exp() - logvar - 1).sum(-1)
-        loss = (nll[:b] + nll[b:] + sem).mean() + 0.5 * (kl[:b] + kl[b:]).mean()
+        loss = rec + sem.mean() + 0.5 * (kl[:b] + kl[b:]).mean()
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -173,29 +193,32 @@ def main():
     import jax
     rows = []
     for batch in args.batches:
-        runners = {}
-        fused, c1 = jax_stepper(batch, args.vocab, fused=True)
-        cell, c2 = jax_stepper(batch, args.vocab, fused=False)
-        runners[f"JAX {jax.__version__}, fused GRU (benchmarks/fused_gru.py)"] = fused
-        runners[f"JAX {jax.__version__}, flax nn.RNN(nn.GRUCell)"] = cell
+        runners, compile_s = {}, {}
+        for variant, name in (("model", "the model's step (GRU, length buckets of 8)"),
+                              ("no_buckets", "GRU, full width (length_bucket=0)"),
+                              ("flax_cell", "flax nn.RNN(nn.GRUCell), full width (before)")):
+            key = f"JAX {jax.__version__}, {name}"
+            runners[key], compile_s[key] = jax_stepper(batch, args.vocab, variant)
         try:
-            tr, torch_version = torch_stepper(batch, args.vocab, threads)
-            runners[f"PyTorch {torch_version} (nn.GRU, eager)"] = tr
+            for pack, name in ((False, "nn.GRU, encoder packed"), (True, "nn.GRU, encoder and decoder packed")):
+                tr, torch_version = torch_stepper(batch, args.vocab, threads, pack_decoder=pack)
+                runners[f"PyTorch {torch_version} ({name}, eager)"] = tr
         except ImportError:
-            print("torch not installed (pip install -e '.[bench]'): PyTorch twin skipped")
+            print("torch not installed (pip install -e '.[bench]'): PyTorch twins skipped")
         times = {k: [] for k in runners}
         for _ in range(args.repeats):                     # interleaved
             for k, run in runners.items():
                 times[k].append(args.steps / run(args.steps))
         med = {k: float(np.median(v)) for k, v in times.items()}
-        torch_sps = next((v for k, v in med.items() if k.startswith("PyTorch")), None)
+        torch_sps = [v for k, v in med.items() if k.startswith("PyTorch")]
         for k, v in med.items():
-            ratio = f"{v / torch_sps:.2f}x" if torch_sps else "-"
-            rows.append([batch, k, threads, f"{v:.2f}", f"{v * 2 * batch:.0f}", ratio,
-                         " ".join(f"{x:.1f}" for x in times[k])])
-            print(f"batch {batch}: {k}: {v:.2f} steps/s ({ratio} PyTorch)")
+            ratios = " / ".join(f"{v / t:.2f}x" for t in torch_sps) if torch_sps else "-"
+            rows.append([batch, k, threads, f"{v:.2f}", f"{v * 2 * batch:.0f}", ratios,
+                         f"{compile_s[k]:.1f}" if k in compile_s else "-", " ".join(f"{x:.1f}" for x in times[k])])
+            print(f"batch {batch}: {k}: {v:.2f} steps/s ({ratios} the PyTorch twins)")
     results.record("text_vae_step", ["pairs/batch", "implementation", "CPU threads", "train steps/s (median)",
-                                     "sentences/s", "vs PyTorch", "each repeat"], rows,
+                                     "sentences/s", "vs PyTorch (encoder packed / both packed)", "compile s",
+                                     "each repeat"], rows,
                    notes=f"max_len {MAX_LEN}, vocab {args.vocab}, embedding {EMBED}, GRU {HIDDEN}, latent {LATENT}; "
                          f"{args.repeats} interleaved repeats of {args.steps} steps after compile and warm-up; median.")
 

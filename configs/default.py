@@ -76,6 +76,8 @@ def get_config() -> ml_collections.ConfigDict:
                                                       reconstruction="sum"))
     # Sentence VAE (paper Fig. 2): character embedding 128, GRU 256, latent 64; semantic_weight
     # scales Eq. 7's cosine loss; word_dropout replaces decoder inputs by <unk> (0: off, as in the paper).
+    # length_bucket: a train step cuts its batch to the first multiple of 8 characters that holds the
+    # longest comment (the same loss: only padding is cut; 0: always the full max_len).
     config.text_vae = ml_collections.ConfigDict(dict(embed_dim=128, hidden=256, latent_dim=64, semantic_weight=1.0,
-                                                     word_dropout=0.0))
+                                                     word_dropout=0.0, length_bucket=8))
     return config

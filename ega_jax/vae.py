@@ -25,7 +25,7 @@ from ega_jax.runs import ConfigError
 from ega_jax.data.vocab import PAD, CharVocab, load_vocab
 from ega_jax.models.image_vae import ImageVAE
 from ega_jax.models.latent import reparameterize
-from ega_jax.models.text_vae import TextVAE
+from ega_jax.models.text_vae import TextVAE, lengths_of
 from ega_jax.train import Task, TrainState, abstract, make_optimizer, restore_latest
 
 # ---------------------------------------------------------------------------------------------
@@ -129,19 +129,42 @@ def _text_losses(apply_fn, params, s1, s2, rng, kl, semantic_weight, train=True)
     return rec, semantic_weight * sem, kl_pair, nll, mu, chars
 
 
-def text_train_step(state: TrainState, batch, rng, *, kl, semantic_weight: float):
+def text_train_step(state: TrainState, batch, rng, *, kl, semantic_weight: float, length_bucket: int = 0):
+    """One sentence-VAE update (Eq. 6 + Eq. 7 + alpha Eq. 3).
+
+    length_bucket > 0: the loss and its gradients are computed on the batch cut to the first
+    multiple of length_bucket that holds its longest comment (lax.switch over the widths, one
+    compiled branch each). The cut-off positions are padding in every row, which every term
+    ignores, so the loss is the same and only the float rounding differs; danmaku are short, so
+    most batches need half the width or less."""
     alpha = losses.kl_weight(state.step, kl.anneal, kl.anneal_start, kl.anneal_steps)
 
-    def loss_fn(params):
-        rec, sem, kl_pair, nll, _, chars = _text_losses(state.apply_fn, params, batch["s1"], batch["s2"], rng,
-                                                        kl, semantic_weight)
-        loss = jnp.mean(rec + sem) + alpha * jnp.mean(kl_pair)                           # Eq. 8 + alpha KL
-        return loss, (jnp.mean(rec), jnp.mean(sem), jnp.mean(kl_pair), jnp.sum(nll) / chars)
+    def loss_and_grads(width):
+        def loss_fn(params):
+            rec, sem, kl_pair, nll, _, chars = _text_losses(state.apply_fn, params, batch["s1"][:, :width],
+                                                            batch["s2"][:, :width], rng, kl, semantic_weight)
+            loss = jnp.mean(rec + sem) + alpha * jnp.mean(kl_pair)                       # Eq. 8 + alpha KL
+            return loss, (jnp.mean(rec), jnp.mean(sem), jnp.mean(kl_pair), jnp.sum(nll) / chars)
+        return jax.value_and_grad(loss_fn, has_aux=True)(state.params)
 
-    (loss, (rec, sem, kl_term, per_char)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    widths = bucket_widths(batch["s1"].shape[1], length_bucket)
+    if len(widths) == 1:
+        (loss, (rec, sem, kl_term, per_char)), grads = loss_and_grads(widths[0])
+    else:
+        longest = jnp.maximum(jnp.max(lengths_of(batch["s1"])), jnp.max(lengths_of(batch["s2"])))
+        branch = jnp.searchsorted(jnp.asarray(widths), longest)                 # the first width >= longest
+        (loss, (rec, sem, kl_term, per_char)), grads = jax.lax.switch(
+            branch, [functools.partial(loss_and_grads, w) for w in widths])
     state = state.apply_gradients(grads=grads)
     return state, {"loss": loss, "rec": rec, "sem": sem, "kl": kl_term, "alpha": alpha, "nll_per_char": per_char,
                    "grad_norm": optax.tree.norm(grads)}
+
+
+def bucket_widths(max_len: int, length_bucket: int) -> list[int]:
+    """The widths a batch of max_len-wide comments may be cut to: multiples of length_bucket, and max_len."""
+    if length_bucket <= 0 or length_bucket >= max_len:
+        return [max_len]
+    return list(range(length_bucket, max_len, length_bucket)) + [max_len]
 
 
 def text_eval_step(state: TrainState, batch, rng, *, kl, semantic_weight: float):
@@ -248,7 +271,7 @@ def text_vae_task(config, data_dir: str) -> Task:
     return Task(
         name="text_vae",
         init_state=lambda rng: init_text_state(model, tx, rng, max_len),
-        train_step=functools.partial(text_train_step, **kw),
+        train_step=functools.partial(text_train_step, length_bucket=config.text_vae.get("length_bucket", 0), **kw),
         train_batches=lambda start: ip.dataset(pcfg, "pairs", vocab=vocab).skip(start).as_numpy_iterator(),
         eval_step=functools.partial(text_eval_step, **kw),
         eval_batches=lambda: ip.batches(pcfg, "pairs", split="test", train=False, vocab=vocab),

@@ -3,6 +3,7 @@ import json
 import subprocess
 import sys
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from configs import default
 from ega_jax import decoding, losses, train, vae
-from ega_jax.models.image_vae import ImageVAE
+from ega_jax.models.image_vae import ImageVAE, UpConv
 from ega_jax.models.text_vae import TextVAE
 from conftest import REPO
 
@@ -53,6 +54,25 @@ def test_shapes():
     assert set(v["params"]) == {"embed", "encoder", "decoder"}                   # one shared embedding
     with pytest.raises(ValueError, match="divisible"):
         ImageVAE(image_size=40).init(jax.random.PRNGKey(0), jnp.zeros((1, 40, 40, 3)), jax.random.PRNGKey(0))
+
+
+@pytest.mark.parametrize("use_bias,size", [(False, (5, 4)), (True, (4, 4)), (True, (1, 3))])
+def test_upconv_is_flax_conv_transpose(use_bias, size):
+    """The decoder's UpConv against nn.ConvTranspose(4x4, stride 2, SAME): same parameter tree and
+    initial values (earlier checkpoints load), same outputs and gradients."""
+    x = jax.random.normal(jax.random.PRNGKey(0), (3, *size, 6))
+    ref = nn.ConvTranspose(7, (4, 4), strides=(2, 2), padding="SAME", use_bias=use_bias)
+    ours = UpConv(7, use_bias=use_bias)
+    p_ref, p_ours = ref.init(jax.random.PRNGKey(1), x), ours.init(jax.random.PRNGKey(1), x)
+    assert jax.tree_util.tree_structure(p_ref) == jax.tree_util.tree_structure(p_ours)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, p_ref, p_ours)
+    p = jax.tree_util.tree_map(lambda a: a + 0.1, p_ref)                     # a nonzero bias too
+    y_ref, y_ours = ref.apply(p, x), ours.apply(p, x)
+    assert y_ours.shape == (3, 2 * size[0], 2 * size[1], 7)
+    np.testing.assert_allclose(y_ours, y_ref, rtol=1e-5, atol=1e-5)
+    w = jax.random.normal(jax.random.PRNGKey(2), y_ref.shape)
+    grads = [jax.grad(lambda p, x: jnp.sum(jnp.tanh(m.apply(p, x)) * w), argnums=(0, 1))(p, x) for m in (ref, ours)]
+    jax.tree_util.tree_map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4), *grads)
 
 
 def test_step_decoding_runs_the_trained_cell():

@@ -317,7 +317,8 @@ def test_generate_cli_image_and_video(main_run, tmp_path):
                                     capture_output=True, text=True, cwd=REPO, timeout=600)
     r = run(f"--image={image}", "-n", "4", "--strategy=beam")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert len(r.stdout.strip().splitlines()) == 4
+    # One line per comment; the tiny model's beam may end a comment at once (an empty line).
+    assert len(r.stdout.splitlines()) == 4
     video = next((tiny_world["raw"] / "videos").iterdir())
     for fmt in ("xml", "ass"):
         out = tmp_path / f"track.{fmt}"

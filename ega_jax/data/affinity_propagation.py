@@ -24,6 +24,7 @@ not change the result.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
 
@@ -166,6 +167,25 @@ def _affinity_propagation(S, damping, n_real, max_iter: int, convergence_iter: i
     return c2, E2 & (K > 0), it, done
 
 
+def _similarities(x: np.ndarray, metric: str, preference, dtype):
+    """-distance between the rows of x (float64), and the preference: given, or the median of all."""
+    S = negative_squared_distances(x) if metric == "sqeuclidean" else -cdist(x, x, "cityblock")
+    if preference is None:
+        # The median of n^2 values: np.partition on the float32 copy is half of np.median's time
+        # and exact for float32 similarities (float64 keeps scikit-learn's own computation).
+        preference = (float(np.median(S)) if np.dtype(dtype) == np.float64
+                      else float(_median(S.astype(np.float32))))
+    return S, preference
+
+
+def _noise_draws(seed: int, n: int, dtype) -> np.ndarray:
+    """The (n, n) standard normal draws of the tie-breaking noise."""
+    if np.dtype(dtype) == np.float64:           # scikit-learn's draws, bit for bit
+        return np.random.RandomState(seed).standard_normal(size=(n, n))
+    # The same distribution, drawn 6x faster in float32.
+    return np.random.default_rng(seed).standard_normal(size=(n, n), dtype=np.float32)
+
+
 def affinity_propagation(features: np.ndarray, damping: float = 0.5, preference: float | None = None,
                          max_iter: int = 200, convergence_iter: int = 15, bucket: int = 64,
                          noise_seed: int | None = 0, dtype=np.float32, metric: str = "sqeuclidean",
@@ -199,29 +219,26 @@ def affinity_propagation(features: np.ndarray, damping: float = 0.5, preference:
         return APResult(np.zeros(0, np.int64), np.zeros(0, np.int64), 0, True)
     if n == 1:
         return APResult(np.zeros(1, np.int64), np.zeros(1, np.int64), 0, True)
-    if metric == "sqeuclidean":
-        S = negative_squared_distances(x)
-    elif metric == "l1":
-        S = -cdist(x, x, "cityblock")
-    else:
+    if metric not in ("sqeuclidean", "l1"):
         raise ValueError(f"metric must be 'sqeuclidean' or 'l1', got {metric!r}")
-    if preference is None:
-        # The median of n^2 values: np.partition on the float32 copy is half of np.median's time
-        # and exact for float32 similarities (float64 keeps scikit-learn's own computation).
-        preference = (float(np.median(S)) if np.dtype(dtype) == np.float64
-                      else float(_median(S.astype(np.float32))))
-    np.fill_diagonal(S, preference)
+    draws = None
     if noise_seed is not None:
+        # The draws do not depend on S: a second thread makes them while this one computes the
+        # similarities and their median (numpy's generators release the GIL while they fill).
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            draws = pool.submit(_noise_draws, noise_seed, n, dtype)
+            S, preference = _similarities(x, metric, preference, dtype)
+            draws = draws.result()
+    else:
+        S, preference = _similarities(x, metric, preference, dtype)
+    np.fill_diagonal(S, preference)
+    if draws is not None:
         fi = np.finfo(dtype)
-        if np.dtype(dtype) == np.float64:       # scikit-learn's draws, bit for bit
-            draws = np.random.RandomState(noise_seed).standard_normal(size=(n, n))
-        else:                                   # the same distribution, drawn 6x faster in float32
-            draws = np.random.default_rng(noise_seed).standard_normal(size=(n, n), dtype=np.float32)
         noise = S * fi.eps                      # S += (eps S + 100 tiny) draws, in place
         noise += fi.tiny * 100
         noise *= draws
         S += noise
-        del noise
+        del noise, draws
     S = S.astype(dtype)
     m = -(-n // bucket) * bucket if bucket else n
     if m > n:

@@ -24,6 +24,7 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from ega_jax.models.gru import GRU
 from ega_jax.models.image_vae import dcgan_trunk
 from ega_jax.models.latent import reparameterize
 from ega_jax.models.text_vae import SentenceDecoder, lengths_of, shift_right
@@ -55,7 +56,8 @@ class EncoderDecoder(nn.Module):
 
     def __call__(self, images, tokens, train: bool = True):
         """Teacher-forced logits of tokens given the frames."""
-        return self.decoder(self.condition(images, train), self.embed(shift_right(tokens)))
+        return self.decoder(self.condition(images, train), self.embed(shift_right(tokens)),
+                            steps=jnp.max(lengths_of(tokens)))
 
 
 class ConditionalSentenceEncoder(nn.Module):
@@ -65,7 +67,7 @@ class ConditionalSentenceEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, embedded, lengths, y):
-        carry, _ = nn.RNN(nn.GRUCell(self.hidden, name="gru_cell"))(embedded, seq_lengths=lengths, return_carry=True)
+        carry, _ = GRU(self.hidden, name="gru_cell")(embedded, seq_lengths=lengths, steps=jnp.max(lengths))
         h = jnp.concatenate([carry, y], axis=-1)
         return nn.Dense(self.latent_dim, name="mu")(h), nn.Dense(self.latent_dim, name="logvar")(h)
 
@@ -85,7 +87,8 @@ class CVAE(nn.Module):
         return self.encoder(self.embed(tokens), lengths_of(tokens), y)
 
     def decode_logits(self, z, y, tokens):
-        return self.decoder(jnp.concatenate([z, y], axis=-1), self.embed(shift_right(tokens)))
+        return self.decoder(jnp.concatenate([z, y], axis=-1), self.embed(shift_right(tokens)),
+                            steps=jnp.max(lengths_of(tokens)))
 
     def __call__(self, tokens, y, rng):
         mu, logvar = self.encode(tokens, y)

@@ -6,9 +6,9 @@ Decoder psi_s: the latent sets the initial state (tanh of a linear map) and is
 also fed at every step next to the previous character's embedding, so the
 decoder cannot ignore it late in a sentence. Training uses teacher forcing
 (inputs <bos> c_1 .. c_{T-1}, targets c_1 .. c_T); generation runs the same
-cell step by step (ega_jax.decoding). The GRUs are flax's nn.RNN(nn.GRUCell): a variant with the
-input projections of all characters hoisted out of the scan was measured slower on the 2-core CPU
-at batch 32 and 256 (benchmarks/text_vae_bench.py, RESULTS.md "text_vae_step").
+cell step by step (ega_jax.decoding). The GRUs are ega_jax.models.gru.GRU: nn.GRUCell's parameters
+and arithmetic, with only h W_h inside the recurrence (forward and backward) and the loops stopped
+at the batch's longest sentence (benchmarks/text_vae_bench.py, RESULTS.md "text_vae_step").
 
 Default sizes (the paper does not print them): embedding 128, GRU 256,
 latent 64. Danmaku are short (median ~8 characters in the real dumps), so a
@@ -23,6 +23,7 @@ import jax
 import jax.numpy as jnp
 
 from ega_jax.data.vocab import BOS, PAD, UNK
+from ega_jax.models.gru import GRU
 from ega_jax.models.latent import reparameterize
 
 
@@ -41,8 +42,7 @@ class SentenceEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, embedded, lengths):
-        carry, _ = nn.RNN(nn.GRUCell(self.hidden, name="gru_cell"))(
-            embedded, seq_lengths=lengths, return_carry=True)
+        carry, _ = GRU(self.hidden, name="gru_cell")(embedded, seq_lengths=lengths, steps=jnp.max(lengths))
         return nn.Dense(self.latent_dim, name="mu")(carry), nn.Dense(self.latent_dim, name="logvar")(carry)
 
 
@@ -51,11 +51,13 @@ class SentenceDecoder(nn.Module):
     vocab_size: int
 
     @nn.compact
-    def __call__(self, z, embedded_inputs):
+    def __call__(self, z, embedded_inputs, steps=None):
+        """Teacher-forced logits; with `steps`, the positions from `steps` on are not run (their
+        logits are the output bias alone): pass the batch's longest length when the loss masks
+        the padding after it."""
         carry = jnp.tanh(nn.Dense(self.hidden, name="init")(z))
-        steps = embedded_inputs.shape[1]
-        x = jnp.concatenate([embedded_inputs, jnp.repeat(z[:, None], steps, axis=1)], axis=-1)
-        y = nn.RNN(nn.GRUCell(self.hidden, name="gru_cell"))(x, initial_carry=carry)
+        # z is fed next to every character: GRU's context, projected once per sentence.
+        _, y = GRU(self.hidden, name="gru_cell")(embedded_inputs, initial_carry=carry, steps=steps, context=z)
         return nn.Dense(self.vocab_size, name="out")(y)
 
 
@@ -77,12 +79,18 @@ class TextVAE(nn.Module):
         return self.encoder(self.embed(tokens), lengths_of(tokens))
 
     def decode_logits(self, z, tokens, dropout_rng=None):
-        """Teacher-forced logits for predicting `tokens` from z (word dropout when given an rng)."""
+        """Teacher-forced logits for predicting `tokens` from z (word dropout when given an rng).
+
+        Positions after the batch's longest sentence are padding everywhere and are not run (their
+        logits are the output bias alone); every loss here masks them."""
         inputs = shift_right(tokens)
         if dropout_rng is not None and self.word_dropout > 0:
-            drop = jax.random.bernoulli(dropout_rng, self.word_dropout, inputs.shape)
+            # One key per position, so a batch cut to a shorter width (vae.text_train_step's
+            # length buckets) drops the same characters.
+            keys = jax.vmap(lambda t: jax.random.fold_in(dropout_rng, t))(jnp.arange(inputs.shape[1]))
+            drop = jax.vmap(lambda k: jax.random.bernoulli(k, self.word_dropout, inputs.shape[:1]), out_axes=1)(keys)
             inputs = jnp.where(drop & (inputs != BOS) & (inputs != PAD), UNK, inputs)
-        return self.decoder(z, self.embed(inputs))
+        return self.decoder(z, self.embed(inputs), steps=jnp.max(lengths_of(tokens)))
 
     def __call__(self, tokens, rng, train: bool = True):
         z_rng, drop_rng = jax.random.split(rng)
