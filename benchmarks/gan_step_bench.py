@@ -25,6 +25,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import results  # noqa: E402
+import steppers  # noqa: E402
 
 
 def in_memory_gan_batches(cfg, count: int = 8, latent: int = 64) -> list[dict]:
@@ -103,14 +104,7 @@ def torch_gan_stepper(cfg, batches, latent: int = 64):
         g_loss.backward()          # the critic's gradients from here are discarded by zero_grad above
         g_opt.step()
 
-    def run(n):
-        t = time.perf_counter()
-        for i in range(n):
-            step(tb[i % len(tb)])
-        return time.perf_counter() - t
-
-    run(2)
-    return run, torch.__version__
+    return steppers.eager_runner(step, tb), torch.__version__
 
 
 def main():

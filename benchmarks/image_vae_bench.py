@@ -23,13 +23,13 @@ import argparse
 import functools
 import os
 import sys
-import time
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import results  # noqa: E402
+import steppers  # noqa: E402
 
 FEATURES, LATENT, SIZE, MU0 = (16, 32, 64, 128), 64, 64, 2.0
 
@@ -67,25 +67,12 @@ def jax_stepper(batch, flax_conv_transpose: bool):
         image_vae.UpConv = _flax_conv_transpose()
     try:
         model = vae.image_model_from(cfg.image_vae)
-        holder = {"state": vae.init_image_state(model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0))}
+        state = vae.init_image_state(model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0))
         step = jax.jit(functools.partial(vae.image_train_step, kl=cfg.kl), donate_argnums=0)
         dev = [{"image": jax.device_put(x)} for x in make_images(4, batch)]
-        t = time.perf_counter()
-        holder["state"], m = step(holder["state"], dev[0], jax.random.PRNGKey(0))
-        jax.block_until_ready(m)
-        compile_s = time.perf_counter() - t
+        return steppers.jitted_runner(step, state, dev)        # compiled while the stand-in is in place
     finally:
         image_vae.UpConv = original
-
-    def run(n):
-        t = time.perf_counter()
-        for i in range(n):
-            holder["state"], m = step(holder["state"], dev[i % len(dev)], jax.random.PRNGKey(i))
-        jax.block_until_ready(m)
-        return time.perf_counter() - t
-
-    run(2)
-    return run, compile_s
 
 
 def torch_stepper(batch, threads):
@@ -137,15 +124,7 @@ def torch_stepper(batch, threads):
         return loss
 
     xs = [torch.from_numpy(x).permute(0, 3, 1, 2).contiguous() for x in make_images(4, batch)]   # NCHW
-
-    def run(n):
-        t = time.perf_counter()
-        for i in range(n):
-            step(xs[i % len(xs)])
-        return time.perf_counter() - t
-
-    run(2)
-    return run, torch.__version__
+    return steppers.eager_runner(step, xs), torch.__version__
 
 
 def main():
@@ -167,11 +146,7 @@ def main():
             runners[f"PyTorch {torch_version} (nn.ConvTranspose2d, eager)"] = tr
         except ImportError:
             print("torch not installed (pip install -e '.[bench]'): PyTorch twin skipped")
-        times = {k: [] for k in runners}
-        for _ in range(args.repeats):                     # interleaved
-            for k, run in runners.items():
-                times[k].append(args.steps / run(args.steps))
-        med = {k: float(np.median(v)) for k, v in times.items()}
+        med, times = steppers.interleaved_medians(runners, args.steps, args.repeats)
         torch_sps = next((v for k, v in med.items() if k.startswith("PyTorch")), None)
         for k, v in med.items():
             ratio = f"{v / torch_sps:.2f}x" if torch_sps else "-"

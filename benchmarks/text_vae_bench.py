@@ -29,7 +29,6 @@ import argparse
 import functools
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -37,6 +36,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 # configs/ lives at the repository root.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import results  # noqa: E402
+import steppers  # noqa: E402
 
 BATCH, MAX_LEN, EMBED, HIDDEN, LATENT, MU0 = 32, 32, 128, 256, 64, 2.0
 
@@ -91,27 +91,13 @@ def jax_stepper(batch, vocab, variant: str):
         text_vae.GRU = _flax_cell_gru()
     try:
         model = vae.text_model_from(cfg.text_vae, vocab)
-        holder = {"state": vae.init_text_state(model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0),
-                                               MAX_LEN)}
+        state = vae.init_text_state(model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0), MAX_LEN)
         step = jax.jit(functools.partial(vae.text_train_step, kl=cfg.kl, semantic_weight=1.0, length_bucket=bucket),
                        donate_argnums=0)
         dev = [{"s1": jax.device_put(a), "s2": jax.device_put(b)} for a, b in make_batches(4, vocab, batch)]
-        t = time.perf_counter()
-        holder["state"], m = step(holder["state"], dev[0], jax.random.PRNGKey(0))
-        jax.block_until_ready(m)
-        compile_s = time.perf_counter() - t
+        return steppers.jitted_runner(step, state, dev)        # compiled while the stand-in is in place
     finally:
         text_vae.GRU = original
-
-    def run(n):
-        t = time.perf_counter()
-        for i in range(n):
-            holder["state"], m = step(holder["state"], dev[i % len(dev)], jax.random.PRNGKey(i))
-        jax.block_until_ready(m)
-        return time.perf_counter() - t
-
-    run(2)
-    return run, compile_s
 
 
 def torch_stepper(batch, vocab, threads, pack_decoder=False):
@@ -171,15 +157,7 @@ def torch_stepper(batch, vocab, threads, pack_decoder=False):
         return loss
 
     tb = [(torch.from_numpy(a).long(), torch.from_numpy(b).long()) for a, b in make_batches(4, vocab, batch)]
-
-    def run(n):
-        t = time.perf_counter()
-        for i in range(n):
-            step(*tb[i % len(tb)])
-        return time.perf_counter() - t
-
-    run(2)
-    return run, torch.__version__
+    return steppers.eager_runner(lambda b: step(*b), tb), torch.__version__
 
 
 def main():
@@ -205,11 +183,7 @@ def main():
                 runners[f"PyTorch {torch_version} ({name}, eager)"] = tr
         except ImportError:
             print("torch not installed (pip install -e '.[bench]'): PyTorch twins skipped")
-        times = {k: [] for k in runners}
-        for _ in range(args.repeats):                     # interleaved
-            for k, run in runners.items():
-                times[k].append(args.steps / run(args.steps))
-        med = {k: float(np.median(v)) for k, v in times.items()}
+        med, times = steppers.interleaved_medians(runners, args.steps, args.repeats)
         torch_sps = [v for k, v in med.items() if k.startswith("PyTorch")]
         for k, v in med.items():
             ratios = " / ".join(f"{v / t:.2f}x" for t in torch_sps) if torch_sps else "-"

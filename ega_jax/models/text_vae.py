@@ -12,7 +12,7 @@ at the batch's longest sentence (benchmarks/text_vae_bench.py, RESULTS.md "text_
 
 Default sizes (the paper does not print them): embedding 128, GRU 256,
 latent 64. Danmaku are short (median ~8 characters in the real dumps), so a
-256-unit GRU reconstructs them well while a training step stays ~0.1 s on
+256-unit GRU reconstructs them well while a training step stays ~0.06 s on
 two CPU cores at the paper's batch of 32 pairs.
 """
 
