@@ -20,9 +20,11 @@ benchmarks/RESULTS.md, "image_vae_step".
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import sys
+from unittest import mock
 
 import numpy as np
 
@@ -62,17 +64,14 @@ def jax_stepper(batch, flax_conv_transpose: bool):
     from ega_jax.models import image_vae
     cfg = default.get_config()
     cfg.kl.update(mu0=MU0, anneal="constant")
-    original = image_vae.UpConv
-    if flax_conv_transpose:
-        image_vae.UpConv = _flax_conv_transpose()
-    try:
+    stand_in = (mock.patch.object(image_vae, "UpConv", _flax_conv_transpose()) if flax_conv_transpose
+                else contextlib.nullcontext())
+    with stand_in:
         model = vae.image_model_from(cfg.image_vae)
         state = vae.init_image_state(model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0))
         step = jax.jit(functools.partial(vae.image_train_step, kl=cfg.kl), donate_argnums=0)
         dev = [{"image": jax.device_put(x)} for x in make_images(4, batch)]
         return steppers.jitted_runner(step, state, dev)        # compiled while the stand-in is in place
-    finally:
-        image_vae.UpConv = original
 
 
 def torch_stepper(batch, threads):

@@ -26,9 +26,11 @@ The variants:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import sys
+from unittest import mock
 
 import numpy as np
 
@@ -86,18 +88,15 @@ def jax_stepper(batch, vocab, variant: str):
     cfg = default.get_config()
     cfg.kl.mu0 = MU0
     bucket = cfg.text_vae.length_bucket if variant == "model" else 0
-    original = text_vae.GRU
-    if variant == "flax_cell":
-        text_vae.GRU = _flax_cell_gru()
-    try:
+    stand_in = (mock.patch.object(text_vae, "GRU", _flax_cell_gru()) if variant == "flax_cell"
+                else contextlib.nullcontext())
+    with stand_in:
         model = vae.text_model_from(cfg.text_vae, vocab)
         state = vae.init_text_state(model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0), MAX_LEN)
         step = jax.jit(functools.partial(vae.text_train_step, kl=cfg.kl, semantic_weight=1.0, length_bucket=bucket),
                        donate_argnums=0)
         dev = [{"s1": jax.device_put(a), "s2": jax.device_put(b)} for a, b in make_batches(4, vocab, batch)]
         return steppers.jitted_runner(step, state, dev)        # compiled while the stand-in is in place
-    finally:
-        text_vae.GRU = original
 
 
 def torch_stepper(batch, vocab, threads, pack_decoder=False):

@@ -299,7 +299,7 @@ def text_model_report(task: Task, state: TrainState, config, data_dir: str, work
     z = jax.random.normal(jax.random.PRNGKey(config.seed), (num_samples, config.text_vae.latent_dim))
     max_len = config.input.max_len
     greedy = [vocab.decode(t) for t in np.asarray(decoding.greedy(state.params, z, max_len))]
-    beam_tokens, _ = jax.jit(decoding.beam_search, static_argnums=(2, 3))(state.params, z, max_len, beam_size)
+    beam_tokens, _ = decoding.beam_search(state.params, z, max_len, beam_size)
     beam = [vocab.decode(t) for t in np.asarray(beam_tokens[:, 0])]
     train_comments = [c for r in records.read_records(records.find_shards(data_dir, "train")) for c in r["comments"]]
     test_comments = [c for r in records.read_records(records.find_shards(data_dir, "test")) for c in r["comments"]]

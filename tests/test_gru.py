@@ -42,7 +42,7 @@ class OurGRU(nn.Module):
     @nn.compact
     def __call__(self, x, h0, lengths):
         gru = GRU(self.hidden, name="gru_cell")
-        carry, _ = gru(x, seq_lengths=lengths, steps=jnp.max(lengths))
+        carry, _ = gru(x, seq_lengths=lengths)                           # loops stop at max(lengths)
         return carry, gru(x, initial_carry=h0)[1]
 
 

@@ -221,16 +221,12 @@ def affinity_propagation(features: np.ndarray, damping: float = 0.5, preference:
         return APResult(np.zeros(1, np.int64), np.zeros(1, np.int64), 0, True)
     if metric not in ("sqeuclidean", "l1"):
         raise ValueError(f"metric must be 'sqeuclidean' or 'l1', got {metric!r}")
-    draws = None
-    if noise_seed is not None:
-        # The draws do not depend on S: a second thread makes them while this one computes the
-        # similarities and their median (numpy's generators release the GIL while they fill).
-        with concurrent.futures.ThreadPoolExecutor(1) as pool:
-            draws = pool.submit(_noise_draws, noise_seed, n, dtype)
-            S, preference = _similarities(x, metric, preference, dtype)
-            draws = draws.result()
-    else:
+    # The noise draws do not depend on S: a second thread makes them while this one computes the
+    # similarities and their median (numpy's generators release the GIL while they fill).
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pending = None if noise_seed is None else pool.submit(_noise_draws, noise_seed, n, dtype)
         S, preference = _similarities(x, metric, preference, dtype)
+        draws = None if pending is None else pending.result()
     np.fill_diagonal(S, preference)
     if draws is not None:
         fi = np.finfo(dtype)

@@ -67,7 +67,7 @@ class ConditionalSentenceEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, embedded, lengths, y):
-        carry, _ = GRU(self.hidden, name="gru_cell")(embedded, seq_lengths=lengths, steps=jnp.max(lengths))
+        carry, _ = GRU(self.hidden, name="gru_cell")(embedded, seq_lengths=lengths)
         h = jnp.concatenate([carry, y], axis=-1)
         return nn.Dense(self.latent_dim, name="mu")(h), nn.Dense(self.latent_dim, name="logvar")(h)
 

@@ -90,8 +90,7 @@ def gru_scan(x, context, w_i, b_i, w_h, b_hn, h0, mask, steps):
     stops there), or None for all.
 
     Returns (final state (B, H), outputs (B, T, H))."""
-    carry, ys, _ = _forward_scan(_input_projections(x, context, w_i, b_i), w_h, b_hn, h0, mask, steps)
-    return carry, jnp.swapaxes(ys, 0, 1)
+    return _gru_fwd(x, context, w_i, b_i, w_h, b_hn, h0, mask, steps)[0]
 
 
 def _gru_fwd(x, context, w_i, b_i, w_h, b_hn, h0, mask, steps):
@@ -173,7 +172,7 @@ class GRU(nn.Module):
     Use it under the name ``gru_cell`` for nn.GRUCell's parameter tree.
     seq_lengths: (B,) ints; a row's state stops changing after its length, so the final state is
       the one after its last character (what ``nn.RNN(..., seq_lengths=..., return_carry=True)``
-      returns).
+      returns). The loops then stop at the longest length (steps defaults to it).
     steps: an int32 scalar: only the first `steps` time steps are run, forward and backward; the
       outputs after them are zeros. Pass the batch's longest length when the later positions are
       padding the loss ignores: danmaku are short, so this skips about half the recurrence.
@@ -195,4 +194,6 @@ class GRU(nn.Module):
         mask = None
         if seq_lengths is not None:
             mask = (jnp.arange(x.shape[1])[:, None] < seq_lengths[None, :])[..., None]   # (T, B, 1)
+            if steps is None:          # every state is final by then
+                steps = jnp.max(seq_lengths)
         return gru_scan(x, context, w_i, b_i, w_h, b_hn, h0, mask, steps)

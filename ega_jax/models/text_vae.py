@@ -42,7 +42,7 @@ class SentenceEncoder(nn.Module):
 
     @nn.compact
     def __call__(self, embedded, lengths):
-        carry, _ = GRU(self.hidden, name="gru_cell")(embedded, seq_lengths=lengths, steps=jnp.max(lengths))
+        carry, _ = GRU(self.hidden, name="gru_cell")(embedded, seq_lengths=lengths)
         return nn.Dense(self.latent_dim, name="mu")(carry), nn.Dense(self.latent_dim, name="logvar")(carry)
 
 
