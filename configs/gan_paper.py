@@ -59,7 +59,8 @@ def get_config():
     # candidates: noise draws per comment; above 1 the critic picks num_per_frame of them, the best
     # scores less overlap_penalty x the n-gram overlap with the comments already picked (ega.py
     # select_comments). 1 is the paper: every draw is shown.
+    # score: what the critic judges, "latent" (G's h_s) or "decoded" (the decoded comment's mu_s).
     config.generate = ml_collections.ConfigDict(dict(
         num_per_frame=10, strategy="greedy", temperature=0.8, top_k=10, beam_size=5,
-        candidates=1, overlap_penalty=0.0))
+        candidates=1, overlap_penalty=0.0, score="latent"))
     return config

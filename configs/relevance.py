@@ -32,12 +32,13 @@ def get_config():
     config.study = ml_collections.ConfigDict(dict(
         steps=3000,
         only="",
-        # one_draw: the paper, every noise draw shown; critic_x3_*: the critic picks 10 of 30 draws,
-        # best score less 1 or 2 x the n-gram overlap with those already picked (ega.select_comments;
-        # configs/gan.py uses 2).
+        # one_draw: the paper, every noise draw shown; critic_x8_*: the critic picks 10 of 80 draws,
+        # best score less 2 x the n-gram overlap with those already picked (ega.select_comments), judging
+        # G's latent or the decoded comment's mu_s (configs/gan.py: decoded).
         selections=dict(one_draw="generate.candidates=1; generate.overlap_penalty=0.0",
-                        critic_x3_overlap1="generate.candidates=3; generate.overlap_penalty=1.0",
-                        critic_x3_overlap2="generate.candidates=3; generate.overlap_penalty=2.0"),
+                        critic_x8_latent="generate.candidates=8; generate.overlap_penalty=2.0; generate.score='latent'",
+                        critic_x8_decoded="generate.candidates=8; generate.overlap_penalty=2.0; "
+                                          "generate.score='decoded'"),
         variants=dict(
             # The critic: the paper's (weight clipping), a gradient penalty, matching-aware (a share of
             # the fake side is real comments under another frame), both.

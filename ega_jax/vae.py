@@ -26,7 +26,7 @@ from ega_jax.data.vocab import PAD, CharVocab, load_vocab
 from ega_jax.models.image_vae import ImageVAE
 from ega_jax.models.latent import reparameterize
 from ega_jax.models.text_vae import TextVAE, lengths_of
-from ega_jax.train import Task, TrainState, abstract, make_optimizer, restore_latest
+from ega_jax.train import Task, TrainState, abstract_init, make_optimizer, restore_latest
 
 # ---------------------------------------------------------------------------------------------
 # Models from configs
@@ -390,8 +390,8 @@ def load_image_vae(image_vae_dir: str):
     """(ImageVAE, its variables) of a finished image-VAE run."""
     icfg = runs.finished_config(image_vae_dir)
     image_model = image_model_from(icfg.image_vae)
-    image_state, _ = restore_latest(image_vae_dir, abstract(
-        init_image_state(image_model, make_optimizer(icfg.optimizer), jax.random.PRNGKey(0))))
+    image_state, _ = restore_latest(image_vae_dir, abstract_init(
+        lambda: init_image_state(image_model, make_optimizer(icfg.optimizer), jax.random.PRNGKey(0))))
     return image_model, {"params": image_state.params, "batch_stats": image_state.batch_stats}
 
 
@@ -407,7 +407,6 @@ def load_frozen_vaes(image_vae_dir: str, text_vae_dir: str) -> FrozenVAEs:
     vocab = load_vocab(text_vae_dir)
     image_model, image_variables = load_image_vae(image_vae_dir)
     text_model = text_model_from(tcfg.text_vae, len(vocab))
-    text_state, _ = restore_latest(text_vae_dir, abstract(
-        init_text_state(text_model, make_optimizer(tcfg.optimizer), jax.random.PRNGKey(0),
-                               tcfg.input.max_len)))
+    text_state, _ = restore_latest(text_vae_dir, abstract_init(
+        lambda: init_text_state(text_model, make_optimizer(tcfg.optimizer), jax.random.PRNGKey(0), tcfg.input.max_len)))
     return FrozenVAEs(image_model, image_variables, text_model, text_state.params, vocab, tcfg.input.max_len)

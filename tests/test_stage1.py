@@ -162,6 +162,21 @@ def _params(workdir, c, data_dir):
     return state, step
 
 
+def test_abstract_init_is_the_built_states_shape_without_building_it():
+    """What orbax restores into, from jax.eval_shape of the init (no op-by-op run): the same tree,
+    shapes and dtypes as the abstract of a state actually built."""
+    from ega_jax.train import make_optimizer
+    tx = make_optimizer(tiny_config().optimizer)
+    img = ImageVAE(features=(8, 16), latent_dim=6, image_size=32)
+    txt = TextVAE(vocab_size=30, embed_dim=8, hidden=12, latent_dim=5)
+    for init in (lambda: vae.init_image_state(img, tx, jax.random.PRNGKey(0)),
+                 lambda: vae.init_text_state(txt, tx, jax.random.PRNGKey(0), 16)):
+        built, traced = train.abstract(init()), train.abstract_init(init)
+        assert jax.tree_util.tree_structure(built) == jax.tree_util.tree_structure(traced)
+        assert jax.tree_util.tree_leaves(built) == jax.tree_util.tree_leaves(traced)
+        assert all(x.sharding == jax.tree_util.tree_leaves(built)[0].sharding for x in jax.tree_util.tree_leaves(traced))
+
+
 def test_crash_then_resume_equals_an_uninterrupted_run(tiny_world, tmp_path):
     data_dir = str(tiny_world["built"])
     c = tiny_config(data_dir)

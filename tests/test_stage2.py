@@ -5,6 +5,7 @@ import json
 import re
 import subprocess
 import sys
+from unittest import mock
 
 import jax
 import jax.numpy as jnp
@@ -186,10 +187,11 @@ def test_critic_selection_takes_the_best_scores_then_trades_them_for_new_ngrams(
 
 
 def test_critic_selection_settings_are_checked():
-    ok = ml_collections.ConfigDict(dict(candidates=3, overlap_penalty=1.0))
-    assert ega.selection_settings(ok) == {"candidates": 3, "overlap_penalty": 1.0}
-    assert ega.selection_settings(ml_collections.ConfigDict()) == {"candidates": 1, "overlap_penalty": 0.0}
-    for bad in (dict(candidates=0), dict(candidates=1.5), dict(overlap_penalty=-1.0)):
+    ok = ml_collections.ConfigDict(dict(candidates=3, overlap_penalty=1.0, score="decoded"))
+    assert ega.selection_settings(ok) == {"candidates": 3, "overlap_penalty": 1.0, "score": "decoded"}
+    assert ega.selection_settings(ml_collections.ConfigDict()) == {"candidates": 1, "overlap_penalty": 0.0,
+                                                                  "score": "latent"}
+    for bad in (dict(candidates=0), dict(candidates=1.5), dict(overlap_penalty=-1.0), dict(score="text")):
         with pytest.raises(ega.ConfigError, match="generate\\."):
             ega.selection_settings(ml_collections.ConfigDict(bad))
 
@@ -361,6 +363,45 @@ def test_generate_for_a_frame_folder_with_a_preview(main_run, tmp_path):
     assert sum(line.startswith("Dialogue:") for line in rendered.splitlines()) == len(track)
 
 
+def test_decoded_score_judges_the_comment_that_is_shown(main_run):
+    """generate.score="decoded": the critic scores each candidate's decoded text, encoded again by
+    phi_s, so its score is a function of the comment shown (equal texts, equal scores); "latent"
+    scores G's h_s. Either way the picks (overlap_penalty 0) are the best-scored candidates."""
+    w = main_run[0]
+    config = ml_collections.ConfigDict(json.loads((w / "config.json").read_text()))
+    base = ega.load(str(w), config)
+    frame_h_v = np.random.default_rng(0).normal(size=(3, base.s1.image_model.latent_dim)).astype(np.float32)
+    for score in ("decoded", "latent"):
+        model = dataclasses.replace(base, candidates=4, overlap_penalty=0.0, score=score)
+        seen = {}
+        decode, critic = ega.EGAModel.decode, ega.EGAModel.critic_scores
+
+        def spy_decode(self, h_s, *a, **k):
+            seen["h_s"] = np.asarray(h_s)
+            seen["texts"] = decode(self, h_s, *a, **k)
+            return seen["texts"]
+
+        def spy_critic(self, fv, judged, count):
+            seen["judged"] = np.asarray(judged)
+            seen["scores"] = critic(self, fv, judged, count)
+            return seen["scores"]
+
+        with mock.patch.object(ega.EGAModel, "decode", spy_decode), \
+                mock.patch.object(ega.EGAModel, "critic_scores", spy_critic):
+            comments = model.comments_for_features(frame_h_v, 2, jax.random.PRNGKey(0))
+        texts = seen["texts"]
+        expected = base.s1.encode_texts(texts) if score == "decoded" else seen["h_s"]
+        np.testing.assert_allclose(seen["judged"], expected, rtol=1e-5, atol=1e-5)
+        for f, (shown, scores) in enumerate(zip(comments, seen["scores"])):
+            ranked = [texts[8 * f + i] for i in np.argsort(-scores, kind="stable")[:2]]
+            assert shown == ranked
+        if score == "decoded":
+            flat_scores = seen["scores"].reshape(-1)
+            same = [(i, j) for i in range(len(texts)) for j in range(i) if texts[i] == texts[j] and i // 8 == j // 8]
+            for i, j in same:
+                assert flat_scores[i] == pytest.approx(flat_scores[j], abs=1e-5)
+
+
 def test_relevance_study_runs_probes_bounds_and_variants(main_run, tmp_path):
     """configs/relevance.py on the main job's frozen VAEs: probes, both bounds, one row per variant."""
     w, _, tiny_world = main_run
@@ -376,7 +417,7 @@ def test_relevance_study_runs_probes_bounds_and_variants(main_run, tmp_path):
     assert [x["variant"] for x in rows[:2]] == ["upper bound: real mu_s of the same frame",
                                                 "lower bound: real mu_s of a random train frame"]
     # study.only, in order; each trained G scored under both selections (every draw / the critic's pick)
-    selections = ("critic_x3_overlap1", "critic_x3_overlap2", "one_draw")
+    selections = ("critic_x8_decoded", "critic_x8_latent", "one_draw")
     assert [(x["variant"], x["selection"]) for x in rows[2:]] == [
         (v, s) for v in ("clip", "gp_mm08_ms3_lr3e4_nc2", "gp_mm08to0") for s in selections]
     assert "gan.n_critic=2" in rows[5]["overrides"] and "gan.mismatch_decay_steps=3000" in rows[8]["overrides"]

@@ -20,7 +20,7 @@ from ega_jax.baselines.common import (YConditioned, finalize_nll_eval, frozen_im
 from ega_jax.comment_model import decode_texts, mc_log_prob, per_frame
 from ega_jax.data.vocab import CharVocab
 from ega_jax.models import baselines as models
-from ega_jax.train import Task, TrainState, abstract, make_optimizer, restore_latest
+from ega_jax.train import Task, TrainState, abstract_init, make_optimizer, restore_latest
 
 NEEDS_IMAGE_VAE = True
 
@@ -112,7 +112,7 @@ def load(workdir: str, config, vocab: CharVocab) -> CVAEModel:
     image_model, image_variables = frozen_image_vae(config, workdir)
     model = cvae_model(config, len(vocab))
     tx = make_optimizer(config.baseline_optimizer)
-    state, _ = restore_latest(workdir, abstract(init_cvae_state(model, tx, jax.random.PRNGKey(0),
-                                                                image_model.latent_dim, max_len)))
+    state, _ = restore_latest(workdir, abstract_init(lambda: init_cvae_state(
+        model, tx, jax.random.PRNGKey(0), image_model.latent_dim, max_len)))
     return CVAEModel(image_model, image_variables, vocab, max_len, size, model=model, params=state.params,
                      score_samples=config.score_samples)

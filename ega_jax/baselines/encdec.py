@@ -20,7 +20,7 @@ from ega_jax.baselines.common import finalize_nll_eval, image_comment_streams, t
 from ega_jax.comment_model import CommentModel, decode_texts, mc_log_prob, per_frame
 from ega_jax.data.vocab import CharVocab
 from ega_jax.models import baselines as models
-from ega_jax.train import Task, TrainState, abstract, make_optimizer, restore_latest
+from ega_jax.train import Task, TrainState, abstract_init, make_optimizer, restore_latest
 from ega_jax.vae import frames_to_input, map_in_batches
 
 NEEDS_IMAGE_VAE = False
@@ -101,5 +101,6 @@ def load(workdir: str, config, vocab: CharVocab) -> EncDecModel:
     max_len, size = config.input.max_len, config.image_vae.image_size
     model = encdec_model(config, len(vocab))
     tx = make_optimizer(config.baseline_optimizer)
-    state, _ = restore_latest(workdir, abstract(init_encdec_state(model, tx, jax.random.PRNGKey(0), size, max_len)))
+    state, _ = restore_latest(workdir, abstract_init(
+        lambda: init_encdec_state(model, tx, jax.random.PRNGKey(0), size, max_len)))
     return EncDecModel(model, {"params": state.params, "batch_stats": state.batch_stats}, vocab, max_len, size)

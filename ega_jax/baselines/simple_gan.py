@@ -21,7 +21,7 @@ from ega_jax.baselines.common import YConditioned, frozen_image_vae, image_comme
 from ega_jax.comment_model import mc_log_prob, per_frame
 from ega_jax.data.vocab import CharVocab
 from ega_jax.models import baselines as models
-from ega_jax.train import GANState, Task, abstract, make_optimizer, restore_latest
+from ega_jax.train import GANState, Task, abstract_init, make_optimizer, restore_latest
 
 NEEDS_IMAGE_VAE = True
 
@@ -175,6 +175,6 @@ def load(workdir: str, config, vocab: CharVocab) -> SimpleGANModel:
     max_len, size = config.input.max_len, config.image_vae.image_size
     image_model, image_variables = frozen_image_vae(config, workdir)
     sg = make_simple_gan(config, len(vocab))
-    state, _ = restore_latest(workdir, abstract(sg.init(jax.random.PRNGKey(0), image_model.latent_dim)))
+    state, _ = restore_latest(workdir, abstract_init(lambda: sg.init(jax.random.PRNGKey(0), image_model.latent_dim)))
     return SimpleGANModel(image_model, image_variables, vocab, max_len, size, sg=sg,
                           params=state.params["generator"], score_samples=config.score_samples)

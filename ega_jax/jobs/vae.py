@@ -3,6 +3,8 @@ as prerequisites of the jobs that need frozen stage-1 models (E-GA, CVAE, Simple
 
 from __future__ import annotations
 
+import time
+
 import jax
 import ml_collections
 
@@ -11,6 +13,7 @@ from ega_jax import runs, train, vae
 
 def run(config, workdir: str) -> int:
     """Trains (or resumes) one VAE; the workdir then holds what later stages restore it from."""
+    t0 = time.time()
     data_dir = runs.resolve_dataset(config)
     task = (vae.image_vae_task if config.stage == "image_vae" else vae.text_vae_task)(config, data_dir)
     runs.copy_vocab(data_dir, workdir)
@@ -20,15 +23,17 @@ def run(config, workdir: str) -> int:
         # for the others inside the collective. Rerun it on one host from the finished workdir.
         print("text_vae: text_report.md skipped on a multi-host run")
     elif config.stage == "text_vae":
+        t_report = time.time()
         r = vae.text_model_report(task, state, config, data_dir, workdir)
         beam = next(v for k, v in r.items() if k.startswith("beam"))
         real = r["held_out_real_comments"]
         print(f"text_vae: held-out NLL {r['held_out_nll_per_char']:.3f} nats/char; {r['samples']} samples from "
               f"N(0, I): fluency {r['fluency']:.3f} (beam {beam['fluency']:.3f}; held-out real comments "
               f"{'none' if real is None else format(real['fluency'], '.3f')}), diversity {r['diversity']:.3f}, "
-              f"verbatim train comments {r['verbatim_share']:.3f} ({workdir}/text_report.md)")
+              f"verbatim train comments {r['verbatim_share']:.3f} ({workdir}/text_report.md, "
+              f"{time.time() - t_report:.0f}s)")
     runs.mark_finished(workdir, config.stage, config.train.num_steps, data_dir)
-    print(f"{config.stage}: done; checkpoints in {workdir}/checkpoints, samples in {workdir}/samples, "
+    print(f"{config.stage}: done in {time.time() - t0:.0f}s; checkpoints in {workdir}/checkpoints, samples in {workdir}/samples, "
           f"TensorBoard logs in {workdir}/tensorboard")
     return 0
 
