@@ -18,7 +18,6 @@ import argparse
 import functools
 import os
 import sys
-import time
 from unittest import mock
 
 import numpy as np
@@ -120,35 +119,27 @@ def main():
     cfg = gan_config.get_config()
     gan = ega.make_gan(cfg.gan, cfg.gan_optimizer, 64)
     batches = in_memory_gan_batches(cfg)
-    variants = {}
+    device_batches = [jax.device_put(b) for b in batches]
+    variants, losses_at_start = {}, {}
     for name, loss_fn in (("one pass", ega.critic_loss), ("a pass per kind", separate_passes_critic_loss)):
         # gan_train_step looks critic_loss up when it is traced: compiled here, the variant stays.
         with mock.patch.object(ega, "critic_loss", loss_fn):
             step = jax.jit(functools.partial(ega.gan_train_step, gan=gan))
             state = gan.init(jax.random.PRNGKey(0), 64, 64)
-            _, m = step(state, batches[0], jax.random.PRNGKey(0))          # compile; same state for both
-        variants[name] = [step, state, {k_: float(v) for k_, v in m.items()}]
-    a, c = (v[2] for v in variants.values())
+            _, m = step(state, device_batches[0], jax.random.PRNGKey(0))   # compile; same state for both
+            losses_at_start[name] = {k_: float(v) for k_, v in m.items()}
+            variants[name] = steppers.jitted_runner(step, state, device_batches)[0]
+    a, c = losses_at_start.values()
     same = all(abs(a[k_] - c[k_]) <= 1e-4 * max(1.0, abs(a[k_])) for k_ in a)
+    runners = {}
     twin = None
     try:
         twin_run, torch_version = torch_gan_stepper(cfg, batches)
         twin = f"PyTorch {torch_version} twin (eager)"
+        runners[twin] = twin_run
     except ImportError:
         print("torch not installed (pip install -e '.[bench]'): PyTorch twin skipped")
-    speeds = {name: [] for name in list(variants) + ([twin] if twin else [])}
-    for _ in range(args.repeats):
-        if twin:
-            speeds[twin].append(args.steps / twin_run(args.steps))
-        for name, v in variants.items():
-            step, state = v[0], v[1]
-            t = time.perf_counter()
-            for i in range(args.steps):
-                state, m = step(state, batches[i % 8], jax.random.PRNGKey(i))
-            jax.block_until_ready(m)
-            speeds[name].append(args.steps / (time.perf_counter() - t))
-            v[1] = state
-    med = {name: float(np.median(s)) for name, s in speeds.items()}
+    med, speeds = steppers.interleaved_medians({**runners, **variants}, args.steps, args.repeats)
     rows = [[name, f"{med[name]:.2f}", " ".join(f"{x:.2f}" for x in speeds[name])] for name in speeds]
     for r in rows:
         print(f"{r[0]}: {r[1]} steps/s (repeats {r[2]})")

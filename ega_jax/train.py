@@ -182,8 +182,7 @@ def abstract(tree, sharding=None):
     device, so a checkpoint written by a data-parallel (or multi-host) run restores anywhere."""
     sharding = sharding or jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
     return jax.tree_util.tree_map(
-        lambda x: jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x), sharding=sharding)
-        if not isinstance(x, jax.ShapeDtypeStruct) else jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
+        lambda x: jax.ShapeDtypeStruct(np.shape(x), jax.numpy.result_type(x), sharding=sharding), tree)
 
 
 def abstract_init(init_fn, *args, sharding=None):

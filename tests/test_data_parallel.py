@@ -84,6 +84,6 @@ def test_two_process_job_shares_one_checkpoint(tiny_world, tmp_path):
     import jax
     cfg = ml_collections.ConfigDict(json.loads((w / "config.json").read_text()))
     model = vae.text_model_from(cfg.text_vae, len(load_vocab(str(w))))
-    state, step = train.restore_latest(str(w), train.abstract(vae.init_text_state(
+    state, step = train.restore_latest(str(w), train.abstract_init(lambda: vae.init_text_state(
         model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0), cfg.input.max_len)))
     assert step == 4

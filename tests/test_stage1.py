@@ -158,7 +158,7 @@ def _task(c, data_dir, crash_at=None, nan_at=None):
 
 def _params(workdir, c, data_dir):
     task = vae.image_vae_task(c, data_dir)
-    state, step = train.restore_latest(str(workdir), train.abstract(task.init_state(jax.random.PRNGKey(0))))
+    state, step = train.restore_latest(str(workdir), train.abstract_init(task.init_state, jax.random.PRNGKey(0)))
     return state, step
 
 
