@@ -11,9 +11,13 @@ C, ...), --repeats times each, and the median is reported, so drift in the machi
 alike. Results: benchmarks/RESULTS.md, "text_vae_step".
 
 The variants:
-- JAX, the model's step: ega_jax.models.gru.GRU (only h W_h inside the recurrence, forward and
-  backward; the loops stop at the batch's longest comment) and vae.text_train_step's length
-  buckets (the batch cut to the first multiple of 8 characters that holds its longest comment).
+- JAX, the model's step (configs/default.py: text_vae.packed): packed sequences
+  (ega_jax.models.packing, TextVAE.packed_nll): rows sorted by length, the input projections,
+  weight gradients and logits on the real characters only, a block of rows at a time, and each
+  recurrent step on the smallest quarter of the rows that holds the rows still running.
+- JAX, length buckets (before): ega_jax.models.gru.GRU on the padded batch (only h W_h inside the
+  recurrence, forward and backward; the loops stop at the batch's longest comment), cut to the
+  first multiple of 8 characters that holds its longest comment (text_vae.packed=False).
 - JAX, no length buckets (config text_vae.length_bucket=0): the same GRU at the full 32 characters.
 - JAX, flax nn.RNN(nn.GRUCell) at the full width: the layer the model used before (JAX
   differentiates flax's scan).
@@ -78,7 +82,7 @@ def _flax_cell_gru():
 
 
 def jax_stepper(batch, vocab, variant: str):
-    """variant: "model" (the model's step), "no_buckets", or "flax_cell".
+    """variant: "model" (the model's step), "buckets", "no_buckets", or "flax_cell".
 
     Returns (run(n) -> seconds for n steps, compile seconds)."""
     import jax
@@ -87,14 +91,15 @@ def jax_stepper(batch, vocab, variant: str):
     from ega_jax.models import text_vae
     cfg = default.get_config()
     cfg.kl.mu0 = MU0
-    bucket = cfg.text_vae.length_bucket if variant == "model" else 0
+    bucket = cfg.text_vae.length_bucket if variant in ("model", "buckets") else 0
+    packed = variant == "model" and cfg.text_vae.packed
     stand_in = (mock.patch.object(text_vae, "GRU", _flax_cell_gru()) if variant == "flax_cell"
                 else contextlib.nullcontext())
     with stand_in:
         model = vae.text_model_from(cfg.text_vae, vocab)
         state = vae.init_text_state(model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0), MAX_LEN)
-        step = jax.jit(functools.partial(vae.text_train_step, kl=cfg.kl, semantic_weight=1.0, length_bucket=bucket),
-                       donate_argnums=0)
+        step = jax.jit(functools.partial(vae.text_train_step, kl=cfg.kl, semantic_weight=1.0, length_bucket=bucket,
+                                         packed=packed), donate_argnums=0)
         dev = [{"s1": jax.device_put(a), "s2": jax.device_put(b)} for a, b in make_batches(4, vocab, batch)]
         return steppers.jitted_runner(step, state, dev)        # compiled while the stand-in is in place
 
@@ -171,7 +176,8 @@ def main():
     rows = []
     for batch in args.batches:
         runners, compile_s = {}, {}
-        for variant, name in (("model", "the model's step (GRU, length buckets of 8)"),
+        for variant, name in (("model", "the model's step (packed sequences)"),
+                              ("buckets", "GRU, length buckets of 8 (before)"),
                               ("no_buckets", "GRU, full width (length_bucket=0)"),
                               ("flax_cell", "flax nn.RNN(nn.GRUCell), full width (before)")):
             key = f"JAX {jax.__version__}, {name}"

@@ -76,8 +76,13 @@ def get_config() -> ml_collections.ConfigDict:
                                                       reconstruction="sum"))
     # Sentence VAE (paper Fig. 2): character embedding 128, GRU 256, latent 64; semantic_weight
     # scales Eq. 7's cosine loss; word_dropout replaces decoder inputs by <unk> (0: off, as in the paper).
-    # length_bucket: a train step cuts its batch to the first multiple of 8 characters that holds the
-    # longest comment (the same loss: only padding is cut; 0: always the full max_len).
+    # packed: a train step computes the loss on packed sequences (ega_jax.models.packing: sorted by
+    # length, the real characters only, as PyTorch's pack_padded_sequence): the same loss, no work
+    # on padding (measured on one device; on a data-parallel mesh it sorts the whole batch and gives
+    # the single-device result, tests/test_data_parallel.py, at a speed not measured there).
+    # length_bucket: packed, the packed arrays are sized by the first multiple of 8 characters that
+    # holds the batch's mean length; not packed, the batch is cut to the first multiple of 8 that
+    # holds its longest comment (the same loss: only padding is cut). 0: always the full max_len.
     config.text_vae = ml_collections.ConfigDict(dict(embed_dim=128, hidden=256, latent_dim=64, semantic_weight=1.0,
-                                                     word_dropout=0.0, length_bucket=8))
+                                                     word_dropout=0.0, length_bucket=8, packed=True))
     return config

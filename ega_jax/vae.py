@@ -116,10 +116,14 @@ def init_text_state(model: TextVAE, tx, rng, max_len: int) -> TrainState:
     return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx)
 
 
-def _text_losses(apply_fn, params, s1, s2, rng, kl, semantic_weight, train=True):
+def _text_losses(apply_fn, params, s1, s2, rng, kl, semantic_weight, train=True, packed=False, mean_bound=None):
     tokens = jnp.concatenate([s1, s2], axis=0)        # one pass over both sentences of every pair
-    logits, mu, logvar = apply_fn({"params": params}, tokens, rng, train=train)
-    nll = losses.sequence_nll(logits, tokens, (tokens != PAD).astype(jnp.float32))       # Eq. 6
+    if packed:                                          # the same NLL without the padding's work
+        nll, mu, logvar = apply_fn({"params": params}, tokens, rng, train=train, method=TextVAE.packed_nll,
+                                   mean_bound=mean_bound)
+    else:
+        logits, mu, logvar = apply_fn({"params": params}, tokens, rng, train=train)
+        nll = losses.sequence_nll(logits, tokens, (tokens != PAD).astype(jnp.float32))   # Eq. 6
     b = s1.shape[0]
     rec = nll[:b] + nll[b:]
     sem = losses.cosine_distance(mu[:b], mu[b:])                                          # Eq. 7
@@ -129,20 +133,30 @@ def _text_losses(apply_fn, params, s1, s2, rng, kl, semantic_weight, train=True)
     return rec, semantic_weight * sem, kl_pair, nll, mu, chars
 
 
-def text_train_step(state: TrainState, batch, rng, *, kl, semantic_weight: float, length_bucket: int = 0):
+def text_train_step(state: TrainState, batch, rng, *, kl, semantic_weight: float, length_bucket: int = 0,
+                    packed: bool = False):
     """One sentence-VAE update (Eq. 6 + Eq. 7 + alpha Eq. 3).
 
     length_bucket > 0: the loss and its gradients are computed on the batch cut to the first
     multiple of length_bucket that holds its longest comment (lax.switch over the widths, one
     compiled branch each). The cut-off positions are padding in every row, which every term
     ignores, so the loss is the same and only the float rounding differs; danmaku are short, so
-    most batches need half the width or less."""
+    most batches need half the width or less.
+
+    packed: the loss is computed on packed sequences (TextVAE.packed_nll): no work on padding at
+    all. The batch is not cut; length_bucket then sizes the packed arrays instead, by the first
+    multiple that holds the batch's mean length (a switch over the same widths). Same loss, float
+    rounding aside."""
     alpha = losses.kl_weight(state.step, kl.anneal, kl.anneal_start, kl.anneal_steps)
 
     def loss_and_grads(width):
         def loss_fn(params):
-            rec, sem, kl_pair, nll, _, chars = _text_losses(state.apply_fn, params, batch["s1"][:, :width],
-                                                            batch["s2"][:, :width], rng, kl, semantic_weight)
+            if packed:     # the whole width; `width` bounds the mean length, sizing the packed arrays
+                s1, s2 = batch["s1"], batch["s2"]
+            else:
+                s1, s2 = batch["s1"][:, :width], batch["s2"][:, :width]
+            rec, sem, kl_pair, nll, _, chars = _text_losses(state.apply_fn, params, s1, s2, rng, kl, semantic_weight,
+                                                            packed=packed, mean_bound=width)
             loss = jnp.mean(rec + sem) + alpha * jnp.mean(kl_pair)                       # Eq. 8 + alpha KL
             return loss, (jnp.mean(rec), jnp.mean(sem), jnp.mean(kl_pair), jnp.sum(nll) / chars)
         return jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -151,8 +165,12 @@ def text_train_step(state: TrainState, batch, rng, *, kl, semantic_weight: float
     if len(widths) == 1:
         (loss, (rec, sem, kl_term, per_char)), grads = loss_and_grads(widths[0])
     else:
-        longest = jnp.maximum(jnp.max(lengths_of(batch["s1"])), jnp.max(lengths_of(batch["s2"])))
-        branch = jnp.searchsorted(jnp.asarray(widths), longest)                 # the first width >= longest
+        if packed:      # the mean length, rounded up
+            rows = 2 * batch["s1"].shape[0]
+            needed = -(-(jnp.sum(lengths_of(batch["s1"])) + jnp.sum(lengths_of(batch["s2"]))) // rows)
+        else:           # the longest comment
+            needed = jnp.maximum(jnp.max(lengths_of(batch["s1"])), jnp.max(lengths_of(batch["s2"])))
+        branch = jnp.searchsorted(jnp.asarray(widths), needed)                  # the first width >= needed
         (loss, (rec, sem, kl_term, per_char)), grads = jax.lax.switch(
             branch, [functools.partial(loss_and_grads, w) for w in widths])
     state = state.apply_gradients(grads=grads)
@@ -271,7 +289,8 @@ def text_vae_task(config, data_dir: str) -> Task:
     return Task(
         name="text_vae",
         init_state=lambda rng: init_text_state(model, tx, rng, max_len),
-        train_step=functools.partial(text_train_step, length_bucket=config.text_vae.get("length_bucket", 0), **kw),
+        train_step=functools.partial(text_train_step, length_bucket=config.text_vae.get("length_bucket", 0),
+                                     packed=config.text_vae.get("packed", False), **kw),
         train_batches=lambda start: ip.dataset(pcfg, "pairs", vocab=vocab).skip(start).as_numpy_iterator(),
         eval_step=functools.partial(text_eval_step, **kw),
         eval_batches=lambda: ip.batches(pcfg, "pairs", split="test", train=False, vocab=vocab),

@@ -58,6 +58,11 @@ def tasks():
         "text_vae": train.Task("text_vae", lambda r: vae.init_text_state(text, optax.adam(1e-2), r, L),
                                functools.partial(vae.text_train_step, kl=kl, semantic_weight=1.0),
                                stream("text", 0)),
+        # Packed sequences sort the whole (split) batch: still the single-device result.
+        "text_vae_packed": train.Task("text_vae", lambda r: vae.init_text_state(text, optax.adam(1e-2), r, L),
+                                      functools.partial(vae.text_train_step, kl=kl, semantic_weight=1.0,
+                                                        length_bucket=4, packed=True),
+                                      stream("text", 0)),
         "image_vae": train.Task("image_vae", lambda r: vae.init_image_state(image, optax.adam(1e-2), r),
                                 functools.partial(vae.image_train_step, kl=kl), stream("image", 1)),
         "gan": train.Task("gan", lambda r: gan.init(r, 6, 5), functools.partial(ega.gan_train_step, gan=gan),

@@ -21,7 +21,7 @@ def report():
     return json.loads(r.stdout)
 
 
-@pytest.mark.parametrize("stage", ["text_vae", "image_vae", "gan"])
+@pytest.mark.parametrize("stage", ["text_vae", "text_vae_packed", "image_vae", "gan"])
 def test_sharded_run_matches_single_device(report, stage):
     assert report["devices"] == 4
     got = report[stage]

@@ -8,11 +8,12 @@ decoder cannot ignore it late in a sentence. Training uses teacher forcing
 (inputs <bos> c_1 .. c_{T-1}, targets c_1 .. c_T); generation runs the same
 cell step by step (ega_jax.decoding). The GRUs are ega_jax.models.gru.GRU: nn.GRUCell's parameters
 and arithmetic, with only h W_h inside the recurrence (forward and backward) and the loops stopped
-at the batch's longest sentence (benchmarks/text_vae_bench.py, RESULTS.md "text_vae_step").
+at the batch's longest sentence. Training computes the same loss on packed sequences
+(``packed_nll``: no work on padding; benchmarks/text_vae_bench.py, RESULTS.md "text_vae_step").
 
 Default sizes (the paper does not print them): embedding 128, GRU 256,
 latent 64. Danmaku are short (median ~8 characters in the real dumps), so a
-256-unit GRU reconstructs them well while a training step stays ~0.06 s on
+256-unit GRU reconstructs them well while a training step stays ~0.05 s on
 two CPU cores at the paper's batch of 32 pairs.
 """
 
@@ -23,7 +24,8 @@ import jax
 import jax.numpy as jnp
 
 from ega_jax.data.vocab import BOS, PAD, UNK
-from ega_jax.models.gru import GRU
+from ega_jax.models import packing
+from ega_jax.models.gru import GRU, DenseParams
 from ega_jax.models.latent import reparameterize
 
 
@@ -41,8 +43,13 @@ class SentenceEncoder(nn.Module):
     latent_dim: int
 
     @nn.compact
-    def __call__(self, embedded, lengths):
-        carry, _ = GRU(self.hidden, name="gru_cell")(embedded, seq_lengths=lengths)
+    def __call__(self, embedded, lengths, plan=None):
+        """embedded: (B, T, E), or with a packing plan (capacity, E) packed by it."""
+        if plan is None:
+            carry, _ = GRU(self.hidden, name="gru_cell")(embedded, seq_lengths=lengths)
+        else:
+            carry, _ = GRU(self.hidden, name="gru_cell")(embedded, plan=plan)
+            carry = packing.permute_rows(carry, plan.inverse, plan.order)      # back to the batch's order
         return nn.Dense(self.latent_dim, name="mu")(carry), nn.Dense(self.latent_dim, name="logvar")(carry)
 
 
@@ -51,14 +58,23 @@ class SentenceDecoder(nn.Module):
     vocab_size: int
 
     @nn.compact
-    def __call__(self, z, embedded_inputs, steps=None):
+    def __call__(self, z, embedded_inputs, steps=None, plan=None, targets=None):
         """Teacher-forced logits; with `steps`, the positions from `steps` on are not run (their
         logits are the output bias alone): pass the batch's longest length when the loss masks
-        the padding after it."""
+        the padding after it.
+
+        With a packing plan, embedded_inputs are packed (capacity, E) and targets (capacity,) are
+        the packed characters to predict: returns their NLLs (capacity,), packed, computed
+        without the padding's logits (packing.packed_nll)."""
         carry = jnp.tanh(nn.Dense(self.hidden, name="init")(z))
         # z is fed next to every character: GRU's context, projected once per sentence.
-        _, y = GRU(self.hidden, name="gru_cell")(embedded_inputs, initial_carry=carry, steps=steps, context=z)
-        return nn.Dense(self.vocab_size, name="out")(y)
+        if plan is None:
+            _, y = GRU(self.hidden, name="gru_cell")(embedded_inputs, initial_carry=carry, steps=steps, context=z)
+            return nn.Dense(self.vocab_size, name="out")(y)
+        carry, z = (packing.permute_rows(v, plan.order, plan.inverse) for v in (carry, z))   # sorted order
+        _, y = GRU(self.hidden, name="gru_cell")(embedded_inputs, initial_carry=carry, context=z, plan=plan)
+        kernel, bias = DenseParams(self.vocab_size, True, nn.initializers.lecun_normal(), name="out")(self.hidden)
+        return packing.packed_nll(y, kernel, bias, targets, plan.total, plan.block)
 
 
 class TextVAE(nn.Module):
@@ -83,6 +99,10 @@ class TextVAE(nn.Module):
 
         Positions after the batch's longest sentence are padding everywhere and are not run (their
         logits are the output bias alone); every loss here masks them."""
+        return self.decoder(z, self.embed(self.decoder_inputs(tokens, dropout_rng)), steps=jnp.max(lengths_of(tokens)))
+
+    def decoder_inputs(self, tokens, dropout_rng=None):
+        """<bos> c_1 .. c_{T-1}, with word dropout when given an rng."""
         inputs = shift_right(tokens)
         if dropout_rng is not None and self.word_dropout > 0:
             # One key per position, so a batch cut to a shorter width (vae.text_train_step's
@@ -90,7 +110,22 @@ class TextVAE(nn.Module):
             keys = jax.vmap(lambda t: jax.random.fold_in(dropout_rng, t))(jnp.arange(inputs.shape[1]))
             drop = jax.vmap(lambda k: jax.random.bernoulli(k, self.word_dropout, inputs.shape[:1]), out_axes=1)(keys)
             inputs = jnp.where(drop & (inputs != BOS) & (inputs != PAD), UNK, inputs)
-        return self.decoder(z, self.embed(inputs), steps=jnp.max(lengths_of(tokens)))
+        return inputs
+
+    def packed_nll(self, tokens, rng, train: bool = True, mean_bound: int | None = None):
+        """(NLL of each row, Eq. 6 (B,), mu, logvar): what __call__'s logits give through
+        losses.sequence_nll, computed on packed sequences (ega_jax.models.packing): the GRUs'
+        non-recurrent work and the logits cover the real characters only, not the padding. Same
+        random draws as __call__, so the same loss up to float rounding. mean_bound: sizes the
+        packed arrays (packing.plan_packing); the caller makes sure the batch fits."""
+        z_rng, drop_rng = jax.random.split(rng)
+        plan = packing.plan_packing(lengths_of(tokens), tokens.shape[1], mean_bound)
+        targets = packing.pack(tokens, plan, fill=PAD)
+        mu, logvar = self.encoder(self.embed(targets), None, plan=plan)
+        z = reparameterize(mu, logvar, z_rng)
+        inputs = packing.pack(self.decoder_inputs(tokens, drop_rng if train else None), plan, fill=PAD)
+        nll = packing.row_sums(self.decoder(z, self.embed(inputs), plan=plan, targets=targets), plan)
+        return packing.permute_rows(nll, plan.inverse, plan.order), mu, logvar
 
     def __call__(self, tokens, rng, train: bool = True):
         z_rng, drop_rng = jax.random.split(rng)
