@@ -77,8 +77,9 @@ def plan_packing(lengths, width: int, mean_bound: int | None = None) -> PackingP
 
 
 def pack(values, plan: PackingPlan, fill=0):
-    """(B, T, ...) -> (capacity, ...): the packed rows, `fill` past total. For integer inputs
-    (tokens); float arrays are packed inside the custom gradients."""
+    """(B, T, ...) -> (capacity, ...): the packed rows, `fill` past total. Meant for tokens: the
+    model packs them before the embedding, so no float array is packed (whose gradient would be a
+    scatter-add)."""
     flat = values.reshape((-1,) + values.shape[2:])
     picked = flat[plan.source]
     mask = plan.valid.reshape((-1,) + (1,) * (picked.ndim - 1))
@@ -116,7 +117,8 @@ def _blocks(total, block: int):
 
 
 def prefix_matmul(a, b, total, block: int):
-    """a (capacity, K) @ b (K, M) on the blocks that hold rows < total; later rows are zeros."""
+    """a (capacity, K) @ b (K, M) on the blocks that hold rows < total; the rows of later blocks
+    are zeros (rows from total to the end of its block are computed from whatever `a` holds)."""
     out = jnp.zeros((a.shape[0], b.shape[1]), jnp.result_type(a, b))
 
     def body(j, out):
