@@ -12,10 +12,11 @@ The main job takes the result as its sentence VAE: --config.stage1.text_vae_dir=
 
 Settings: configs/text_vae.py with the optimiser configs/gan.py measured for its prerequisite
 (Adam 1e-3 instead of the paper's SGD), for 6000 steps of 32 comment pairs: 18 minutes of two CPU
-cores with the packed train step (1089 s of training; 2022 s padded). Measured on ../shared/data/danmaku (README): held-out NLL 3.56 nats/char at 6000 steps
-against 3.96 at 2500, so the longer run is the default, although its samples' fluency is lower
-(0.706 against 0.723, greedy): fluency counts n-grams seen in training and falls as samples copy less
-(held-out real comments score 0.546).
+cores with the packed train step (1089 s of training; 2022 s padded). Measured on
+../shared/data/danmaku (README): held-out NLL 3.56 nats/char at 6000 steps against 3.96 at 2500,
+so the longer run is the default, although its samples' fluency is lower (0.706 against 0.723,
+greedy): fluency counts n-grams seen in training and falls as samples copy less (held-out real
+comments score 0.546).
 """
 
 from configs import text_vae

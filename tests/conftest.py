@@ -6,6 +6,14 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def assert_trees_close(a, b, rtol=2e-5, atol=2e-5):
+    """np.testing.assert_allclose on every leaf of two pytrees (float32 tolerance by default)."""
+    import jax
+    import numpy as np
+    jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol),
+                           a, b)
+
+
 def shared(*parts) -> pathlib.Path:
     """A read-only real-data fixture from ../shared/data; skips the test when absent."""
     path = SHARED_DATA.joinpath(*parts)

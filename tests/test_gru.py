@@ -13,16 +13,12 @@ import numpy as np
 import pytest
 
 from configs import default
+from conftest import assert_trees_close
 from ega_jax import train, vae
 from ega_jax.models.gru import GRU
 from ega_jax.models.text_vae import TextVAE, lengths_of, shift_right
 
 TOL = dict(rtol=2e-5, atol=2e-5)
-
-
-def _allclose(a, b, **tol):
-    jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), **(tol or TOL)),
-                           a, b)
 
 
 class FlaxCell(nn.Module):
@@ -66,19 +62,19 @@ def test_parameters_are_those_of_flax_grucell():
     ref = FlaxCell(16).init(jax.random.PRNGKey(0), x, h0, lengths)
     ours = OurGRU(16).init(jax.random.PRNGKey(0), x, h0, lengths)
     assert jax.tree_util.tree_structure(ref) == jax.tree_util.tree_structure(ours)
-    _allclose(ref, ours, rtol=0, atol=0)                                  # same names, same initial values
+    assert_trees_close(ref, ours, rtol=0, atol=0)                                  # same names, same initial values
 
 
 def test_outputs_and_gradients_match_flax_grucell():
     x, h0, lengths = _inputs()
     params = FlaxCell(16).init(jax.random.PRNGKey(0), x, h0, lengths)
-    _allclose(FlaxCell(16).apply(params, x, h0, lengths), OurGRU(16).apply(params, x, h0, lengths))
+    assert_trees_close(FlaxCell(16).apply(params, x, h0, lengths), OurGRU(16).apply(params, x, h0, lengths))
     grad = lambda m: jax.grad(functools.partial(_loss, m), argnums=(0, 1, 2))(params, x, h0, lengths)
     g_ref, g_ours = grad(FlaxCell(16)), grad(OurGRU(16))
     assert float(jnp.abs(g_ref[0]["params"]["gru_cell"]["hr"]["kernel"]).sum()) > 0.1
-    _allclose(g_ref, g_ours)
+    assert_trees_close(g_ref, g_ours)
     # Under jit too (the loop bound `steps` is then a traced value).
-    _allclose(g_ref, jax.jit(grad, static_argnums=0)(OurGRU(16)))
+    assert_trees_close(g_ref, jax.jit(grad, static_argnums=0)(OurGRU(16)))
 
 
 def test_context_is_the_same_as_joining_it_to_every_input():
@@ -97,8 +93,9 @@ def test_context_is_the_same_as_joining_it_to_every_input():
         return jnp.sum(jnp.tanh(ys) * jnp.arange(16.0))
 
     assert params["params"]["ir"]["kernel"].shape == (10, 16)            # E + C input rows, as GRUCell
-    _allclose(gru.apply(params, x, initial_carry=h0, context=context), gru.apply(params, joined, initial_carry=h0))
-    _allclose(jax.grad(loss, argnums=(0, 1, 2))(params, x, context, True),
+    assert_trees_close(gru.apply(params, x, initial_carry=h0, context=context),
+                       gru.apply(params, joined, initial_carry=h0))
+    assert_trees_close(jax.grad(loss, argnums=(0, 1, 2))(params, x, context, True),
               jax.grad(loss, argnums=(0, 1, 2))(params, x, context, False))
 
 
@@ -113,14 +110,14 @@ def test_steps_stop_the_loop_and_give_the_same_gradients_before_them():
         return gru.apply(params, x, initial_carry=h0, steps=steps)[1]
 
     cut = run(params, x, h0, jnp.int32(4))
-    _allclose(cut[:, :4], full[:, :4])
+    assert_trees_close(cut[:, :4], full[:, :4])
     assert np.all(np.asarray(cut[:, 4:]) == 0.0)                         # not run
 
     def loss(params, x, h0, steps):                                       # reads only the first 4 outputs
         ys = gru.apply(params, x, initial_carry=h0, steps=steps)[1]
         return jnp.sum(jnp.sin(ys[:, :4]) * jnp.arange(16.0))
 
-    _allclose(jax.grad(loss, argnums=(0, 1, 2))(params, x, h0, jnp.int32(4)),
+    assert_trees_close(jax.grad(loss, argnums=(0, 1, 2))(params, x, h0, jnp.int32(4)),
               jax.grad(loss, argnums=(0, 1, 2))(params, x, h0, None))
 
 
@@ -175,7 +172,7 @@ def test_checkpoints_of_the_flax_cell_model_load_and_give_the_same_outputs():
             == jax.tree_util.tree_structure(new.init(jax.random.PRNGKey(0), tokens, jax.random.PRNGKey(1))))
     mu_old, lv_old = old.apply(params, tokens, method="encode")
     mu_new, lv_new = new.apply(params, tokens, method="encode")
-    _allclose((mu_old, lv_old), (mu_new, lv_new))
+    assert_trees_close((mu_old, lv_old), (mu_new, lv_new))
     logits_old = old.apply(params, mu_old, tokens, method="decode_logits")
     logits_new = new.apply(params, mu_old, tokens, method="decode_logits")
     longest = int(lengths_of(tokens).max())             # positions after it are padding and not run
@@ -202,4 +199,4 @@ def test_length_buckets_give_the_same_train_step(word_dropout):
     (state_full, m_full), (state_cut, m_cut) = results[0], results[4]
     assert float(m_full["loss"]) == pytest.approx(float(m_cut["loss"]), rel=1e-5)
     assert float(m_full["grad_norm"]) == pytest.approx(float(m_cut["grad_norm"]), rel=1e-4)
-    _allclose(state_full.params, state_cut.params, rtol=1e-5, atol=1e-6)
+    assert_trees_close(state_full.params, state_cut.params, rtol=1e-5, atol=1e-6)

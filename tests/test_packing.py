@@ -12,19 +12,12 @@ import numpy as np
 import pytest
 
 from configs import default
+from conftest import assert_trees_close
 from ega_jax import losses, train, vae
 from ega_jax.data.vocab import PAD
 from ega_jax.models import packing
 from ega_jax.models.gru import gru_scan, packed_gru
 from ega_jax.models.text_vae import TextVAE
-
-TOL = dict(rtol=2e-5, atol=2e-5)
-
-
-def _allclose(a, b, **tol):
-    jax.tree_util.tree_map(lambda x, y: np.testing.assert_allclose(np.asarray(x), np.asarray(y), **(tol or TOL)),
-                           a, b)
-
 
 def _lengths(batch, width, seed):
     rng = np.random.default_rng(seed)
@@ -105,9 +98,9 @@ def test_packed_gru_matches_the_padded_gru_forward_and_backward(batch, with_cont
     (loss_a, (carry_a, ys_a)), grads_a = jax.value_and_grad(padded, argnums, has_aux=True)(*args)
     (loss_b, (carry_b, ys_b)), grads_b = jax.jit(jax.value_and_grad(packed, argnums, has_aux=True))(*args)
     np.testing.assert_allclose(float(loss_b), float(loss_a), rtol=1e-5)
-    _allclose(carry_b, carry_a)
-    _allclose(ys_b, jnp.where(valid, ys_a, 0.0))
-    _allclose(grads_b, grads_a, rtol=5e-5, atol=5e-5)
+    assert_trees_close(carry_b, carry_a)
+    assert_trees_close(ys_b, jnp.where(valid, ys_a, 0.0))
+    assert_trees_close(grads_b, grads_a, rtol=5e-5, atol=5e-5)
 
 
 def test_packed_nll_is_the_dense_softmax_nll_forward_and_backward():
@@ -130,7 +123,7 @@ def test_packed_nll_is_the_dense_softmax_nll_forward_and_backward():
     nll = packing.packed_nll(y, kernel, bias, targets, jnp.int32(total), block)
     assert not nll[total:].any() and bool(jnp.all(nll[:total] > 0))
     np.testing.assert_allclose(float(packed(y, kernel, bias)), float(dense(y, kernel, bias)), rtol=1e-5)
-    _allclose(jax.grad(packed, (0, 1, 2))(y, kernel, bias), jax.grad(dense, (0, 1, 2))(y, kernel, bias))
+    assert_trees_close(jax.grad(packed, (0, 1, 2))(y, kernel, bias), jax.grad(dense, (0, 1, 2))(y, kernel, bias))
 
 
 @pytest.mark.parametrize("batch,word_dropout", [(5, 0.3), (64, 0.0), (64, 0.3)])
@@ -154,8 +147,8 @@ def test_packed_text_vae_loss_and_gradients_are_the_padded_models(batch, word_dr
     (loss_a, aux_a), grads_a = jax.jit(jax.value_and_grad(padded, has_aux=True))(params)
     (loss_b, aux_b), grads_b = jax.jit(jax.value_and_grad(packed, has_aux=True))(params)
     np.testing.assert_allclose(float(loss_b), float(loss_a), rtol=1e-5)
-    _allclose(aux_b, aux_a, rtol=1e-5, atol=1e-4)
-    _allclose(grads_b, grads_a, rtol=1e-4, atol=1e-4)      # gradients up to ~100 here
+    assert_trees_close(aux_b, aux_a, rtol=1e-5, atol=1e-4)
+    assert_trees_close(grads_b, grads_a, rtol=1e-4, atol=1e-4)      # gradients up to ~100 here
 
 
 def test_packed_train_step_is_the_padded_train_step():
@@ -176,4 +169,4 @@ def test_packed_train_step_is_the_padded_train_step():
         (state_a, m_a), (state_b, m_b) = (steps[k](state, batch, jax.random.PRNGKey(5)) for k in ("padded", "packed"))
         for key in ("loss", "rec", "sem", "kl", "nll_per_char", "grad_norm"):
             np.testing.assert_allclose(float(m_b[key]), float(m_a[key]), rtol=1e-5, err_msg=key)
-        _allclose(state_b.params, state_a.params, rtol=1e-5, atol=1e-6)
+        assert_trees_close(state_b.params, state_a.params, rtol=1e-5, atol=1e-6)

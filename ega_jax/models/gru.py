@@ -44,6 +44,36 @@ def _sigmoid(v):
     return 0.5 * jnp.tanh(0.5 * v) + 0.5
 
 
+def _cell(h, x_r, x_z, x_n, w_h, b_hn):
+    """One step from the step's input projections: (new state, and what the backward pass needs:
+    r, z, n and h W_hn + b_hn). Used by gru_scan and packed_gru alike."""
+    hidden = w_h.shape[0]
+    hp = h @ w_h
+    r = _sigmoid(x_r + hp[:, :hidden])
+    z = _sigmoid(x_z + hp[:, hidden:2 * hidden])
+    hpn = hp[:, 2 * hidden:] + b_hn
+    n = jnp.tanh(x_n + r * hpn)
+    return n + z * (h - n), r, z, n, hpn
+
+
+def _cell_bwd(d_new, d_kept, h, r, z, n, hpn, w_h_t):
+    """The backward of one _cell step. d_new: the gradient reaching rows still running, d_kept: the
+    one reaching rows whose state is kept (past their length). Returns (the gradient of the state
+    the step started from, (dr_pre, dz_pre, dn_pre, d_hpn)): the gate pre-activations' gradients,
+    of which d(x W_i + b_i) is (dr_pre, dz_pre, dn_pre) and d(h W_h) is (dr_pre, dz_pre, d_hpn)."""
+    dn_pre = d_new * (1.0 - z) * (1.0 - n * n)
+    dz_pre = d_new * (h - n) * z * (1.0 - z)
+    dr_pre = dn_pre * hpn * r * (1.0 - r)
+    d_hpn = dn_pre * r
+    dh_prev = d_new * z + d_kept + jnp.concatenate([dr_pre, dz_pre, d_hpn], axis=-1) @ w_h_t
+    return dh_prev, (dr_pre, dz_pre, dn_pre, d_hpn)
+
+
+def _split_gates(v, hidden):
+    """(..., 3H) -> the r, z and n parts (..., H)."""
+    return v[..., :hidden], v[..., hidden:2 * hidden], v[..., 2 * hidden:]
+
+
 def _input_projections(x, context, w_i, b_i):
     """x (B, T, E) and context (B, C) or None -> [x_t, context] W_i + b_i as three time-major
     (T, B, H) arrays, one per gate.
@@ -57,7 +87,7 @@ def _input_projections(x, context, w_i, b_i):
     xp = jnp.swapaxes(x, 0, 1) @ w_i[:e] + b_i                       # (T, B, 3H)
     if context is not None:
         xp = xp + (context @ w_i[e:])[None]
-    return xp[..., :hidden], xp[..., hidden:2 * hidden], xp[..., 2 * hidden:]
+    return _split_gates(xp, hidden)
 
 
 def _forward_scan(xps, w_h, b_hn, h0, mask, steps):
@@ -66,17 +96,11 @@ def _forward_scan(xps, w_h, b_hn, h0, mask, steps):
 
     Returns the final state, the outputs (T, B, H; zeros from `steps` on) and what the backward
     pass needs: r, z, n and h W_hn + b_hn of every step."""
-    hidden = w_h.shape[0]
     steps = xps[0].shape[0] if steps is None else steps
 
     def step(t, carry):
         h, saved = carry
-        hp = h @ w_h
-        r = _sigmoid(xps[0][t] + hp[:, :hidden])
-        z = _sigmoid(xps[1][t] + hp[:, hidden:2 * hidden])
-        hpn = hp[:, 2 * hidden:] + b_hn
-        n = jnp.tanh(xps[2][t] + r * hpn)
-        new = n + z * (h - n)
+        new, r, z, n, hpn = _cell(h, xps[0][t], xps[1][t], xps[2][t], w_h, b_hn)
         if mask is not None:
             # Past a row's length its state stays the last valid one (nn.RNN selects that carry).
             new = jnp.where(mask[t], new, h)
@@ -121,14 +145,7 @@ def _gru_bwd(res, cotangents):
             d_new, d_kept = dh, 0.0
         else:
             d_new, d_kept = jnp.where(mask[t], dh, 0.0), jnp.where(mask[t], 0.0, dh)
-        r_t, z_t, n_t = r[t], z[t], n[t]
-        dn_pre = d_new * (1.0 - z_t) * (1.0 - n_t * n_t)
-        dz_pre = d_new * (h_prev[t] - n_t) * z_t * (1.0 - z_t)
-        dr_pre = dn_pre * hpn[t] * r_t * (1.0 - r_t)
-        d_hpn = dn_pre * r_t
-        d_hp = jnp.concatenate([dr_pre, dz_pre, d_hpn], axis=-1)    # d(h W_h)
-        dh_prev = d_new * z_t + d_kept + d_hp @ w_h_t
-        parts = (dr_pre, dz_pre, dn_pre, d_hpn)
+        dh_prev, parts = _cell_bwd(d_new, d_kept, h_prev[t], r[t], z[t], n[t], hpn[t], w_h_t)
         # The sums over time (for the biases and the context) ride along: as reductions after the
         # loop XLA's CPU backend ran them as slow matrix-vector products.
         return (dh_prev, tuple(buf.at[t].set(v) for buf, v in zip(grads, parts)),
@@ -167,10 +184,6 @@ gru_scan.defvjp(_gru_fwd, _gru_bwd)
 # time. Danmaku are ~10 characters and a batch's longest ~20, so both halve the work.
 
 
-def _split_gates(v, hidden):
-    return v[..., :hidden], v[..., hidden:2 * hidden], v[..., 2 * hidden:]
-
-
 def _block_at(buf, offset, rows):
     return jax.lax.dynamic_slice_in_dim(buf, offset, rows)
 
@@ -207,18 +220,13 @@ def _packed_fwd(x, context, w_i, b_i, w_h, b_hn, h0, active, offsets, total, ste
     xps = _split_gates(packing.prefix_matmul(x, w_i[:e], total, block) + b_i, hidden)
     ctx = (None,) * 3 if context is None else _split_gates(context @ w_i[e:], hidden)
     row = jnp.arange(rows)[:, None]
-
     zero_rows = jnp.zeros((rows, hidden), h0.dtype)
 
     def cell(m, h, x_r, x_z, x_n, on):
         # Only the first m rows: the rest have finished (their state is kept, their gates unused).
         hm = h[:m]
-        hp = hm @ w_h
-        r = _sigmoid(x_r[:m] + hp[:, :hidden])
-        z = _sigmoid(x_z[:m] + hp[:, hidden:2 * hidden])
-        hpn = hp[:, 2 * hidden:] + b_hn
-        n = jnp.tanh(x_n[:m] + r * hpn)
-        new = jnp.where(on[:m], n + z * (hm - n), hm)
+        new, r, z, n, hpn = _cell(hm, x_r[:m], x_z[:m], x_n[:m], w_h, b_hn)
+        new = jnp.where(on[:m], new, hm)
         return (_rows_then(new, h, m),) + tuple(_rows_then(v, zero_rows, m) for v in (r, z, n, hpn))
 
     def step(t, carry):
@@ -243,22 +251,17 @@ def _packed_fwd(x, context, w_i, b_i, w_h, b_hn, h0, active, offsets, total, ste
 def _packed_bwd(block, res, cotangents):
     x, context, w_i, w_h, active, offsets, total, steps, previous, states, (r, z, n, hpn) = res
     g_carry, g_ys = cotangents
-    rows, hidden = g_carry.shape
+    rows = g_carry.shape[0]
     w_h_t = w_h.T
     row = jnp.arange(rows)[:, None]
-
     zero_rows = jnp.zeros_like(g_carry)
 
     def cell(m, dh, on, r_t, z_t, n_t, hpn_t, h_t):
         # Only the first m rows: past them every row has finished and dh passes through unchanged.
-        r_t, z_t, n_t, hpn_t, h_t, on_m = (v[:m] for v in (r_t, z_t, n_t, hpn_t, h_t, on))
+        on_m = on[:m]
         d_new, d_kept = jnp.where(on_m, dh[:m], 0.0), jnp.where(on_m, 0.0, dh[:m])
-        dn_pre = d_new * (1.0 - z_t) * (1.0 - n_t * n_t)
-        dz_pre = d_new * (h_t - n_t) * z_t * (1.0 - z_t)
-        dr_pre = dn_pre * hpn_t * r_t * (1.0 - r_t)
-        d_hpn = dn_pre * r_t
-        dh_prev = d_new * z_t + d_kept + jnp.concatenate([dr_pre, dz_pre, d_hpn], axis=-1) @ w_h_t
-        return (_rows_then(dh_prev, dh, m),) + tuple(_rows_then(v, zero_rows, m) for v in (dr_pre, dz_pre, dn_pre, d_hpn))
+        dh_prev, parts = _cell_bwd(d_new, d_kept, *(v[:m] for v in (h_t, r_t, z_t, n_t, hpn_t)), w_h_t)
+        return (_rows_then(dh_prev, dh, m),) + tuple(_rows_then(v, zero_rows, m) for v in parts)
 
     def step(i, carry):
         dh, grads, sums = carry
@@ -271,8 +274,9 @@ def _packed_bwd(block, res, cotangents):
         dh_prev, *parts = _on_active_rows(active[t], rows, cell, dh, on, *blocks, h_t)
         # Rows past active[t] are zero in `parts`; in the buffers they are step t + 1's, already
         # written (this loop runs backwards), so they are kept.
-        grads = tuple(jax.lax.dynamic_update_slice_in_dim(buf, jnp.where(on, v, _block_at(buf, offset, rows)), offset, 0)
-                      for buf, v in zip(grads, parts))
+        grads = tuple(
+            jax.lax.dynamic_update_slice_in_dim(buf, jnp.where(on, v, _block_at(buf, offset, rows)), offset, 0)
+            for buf, v in zip(grads, parts))
         return dh_prev, grads, tuple(acc + v for acc, v in zip(sums, parts))
 
     zeros = tuple(jnp.zeros_like(r) for _ in range(4))

@@ -185,8 +185,8 @@ def _packed_nll_bwd(block, res, g):
         return (jax.lax.dynamic_update_slice_in_dim(dy, (d_logits @ kernel.T).astype(y.dtype), start, 0),
                 dk + y_block.T @ d_logits, db + jnp.sum(d_logits, axis=0))
 
-    dy, dk, db = jax.lax.fori_loop(0, _blocks(total, block), body,
-                                   (jnp.zeros_like(y), jnp.zeros(kernel.shape, jnp.float32), jnp.zeros((vocab,), jnp.float32)))
+    zeros = (jnp.zeros_like(y), jnp.zeros(kernel.shape, jnp.float32), jnp.zeros((vocab,), jnp.float32))
+    dy, dk, db = jax.lax.fori_loop(0, _blocks(total, block), body, zeros)
     return dy, dk.astype(kernel.dtype), db, None, None
 
 

@@ -45,11 +45,11 @@ class SentenceEncoder(nn.Module):
     @nn.compact
     def __call__(self, embedded, lengths, plan=None):
         """embedded: (B, T, E), or with a packing plan (capacity, E) packed by it."""
+        gru = GRU(self.hidden, name="gru_cell")
         if plan is None:
-            carry, _ = GRU(self.hidden, name="gru_cell")(embedded, seq_lengths=lengths)
+            carry, _ = gru(embedded, seq_lengths=lengths)
         else:
-            carry, _ = GRU(self.hidden, name="gru_cell")(embedded, plan=plan)
-            carry = packing.permute_rows(carry, plan.inverse, plan.order)      # back to the batch's order
+            carry = packing.permute_rows(gru(embedded, plan=plan)[0], plan.inverse, plan.order)   # batch order
         return nn.Dense(self.latent_dim, name="mu")(carry), nn.Dense(self.latent_dim, name="logvar")(carry)
 
 
@@ -68,11 +68,12 @@ class SentenceDecoder(nn.Module):
         without the padding's logits (packing.packed_nll)."""
         carry = jnp.tanh(nn.Dense(self.hidden, name="init")(z))
         # z is fed next to every character: GRU's context, projected once per sentence.
+        gru = GRU(self.hidden, name="gru_cell")
         if plan is None:
-            _, y = GRU(self.hidden, name="gru_cell")(embedded_inputs, initial_carry=carry, steps=steps, context=z)
+            _, y = gru(embedded_inputs, initial_carry=carry, steps=steps, context=z)
             return nn.Dense(self.vocab_size, name="out")(y)
         carry, z = (packing.permute_rows(v, plan.order, plan.inverse) for v in (carry, z))   # sorted order
-        _, y = GRU(self.hidden, name="gru_cell")(embedded_inputs, initial_carry=carry, context=z, plan=plan)
+        _, y = gru(embedded_inputs, initial_carry=carry, context=z, plan=plan)
         kernel, bias = DenseParams(self.vocab_size, True, nn.initializers.lecun_normal(), name="out")(self.hidden)
         return packing.packed_nll(y, kernel, bias, targets, plan.total, plan.block)
 
