@@ -170,3 +170,20 @@ def test_packed_train_step_is_the_padded_train_step():
         for key in ("loss", "rec", "sem", "kl", "nll_per_char", "grad_norm"):
             np.testing.assert_allclose(float(m_b[key]), float(m_a[key]), rtol=1e-5, err_msg=key)
         assert_trees_close(state_b.params, state_a.params, rtol=1e-5, atol=1e-6)
+
+
+def test_step_layout_packs_on_the_cpu_only_by_default():
+    """The main job packs where packing was measured faster (the CPU) and runs the padded step at
+    full width on accelerators, where it was measured faster; both are overridable by config."""
+    cfg = default.get_config().text_vae
+    assert vae.text_step_layout(cfg, "cpu") == {"packed": True, "length_bucket": cfg.length_bucket}
+    assert vae.text_step_layout(cfg, "gpu") == {"packed": False, "length_bucket": 0}
+    assert vae.text_step_layout(cfg, "tpu") == {"packed": False, "length_bucket": 0}
+    cfg.packed_backends = ("cpu", "gpu")
+    assert vae.text_step_layout(cfg, "gpu") == {"packed": True, "length_bucket": cfg.length_bucket}
+    cfg.packed = False
+    assert vae.text_step_layout(cfg, "cpu") == {"packed": False, "length_bucket": cfg.length_bucket}
+    # a run saved before packed_backends existed loads with the CPU-only default
+    del cfg["packed_backends"]
+    cfg.packed = True
+    assert vae.text_step_layout(cfg, "gpu") == {"packed": False, "length_bucket": 0}

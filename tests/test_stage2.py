@@ -458,6 +458,13 @@ def test_main_job_on_the_real_pair_with_a_real_text_model(tmp_path):
     report = json.loads((text / "text_report.json").read_text(encoding="utf-8"))
     assert report["samples"] == 1000 and 0 <= report["fluency"] <= 1 and report["held_out_nll_per_char"] > 0
     assert len(report["first_samples_beam4"]) == 50 and 0 <= report["beam4"]["fluency"] <= 1
+    # a verbatim train comment scores 1, so fluency splits into copies and the rest (new_fluency)
+    for scores in (report, report["beam4"]):
+        copies = scores["verbatim_share"]
+        if copies < 1:
+            assert scores["fluency"] == pytest.approx(copies + (1 - copies) * scores["new_fluency"], abs=1e-9)
+        lo, hi = scores["fluency_interval"]
+        assert lo <= scores["fluency"] <= hi
     # the reference: real comments of held-out files, scored against the train comments' n-grams
     assert 0 < report["held_out_real_comments"]["fluency"] < 1
     assert "held-out real comments (reference)" in (text / "text_report.md").read_text(encoding="utf-8")
