@@ -84,7 +84,7 @@ def get_config() -> ml_collections.ConfigDict:
     # holds the batch's mean length; not packed, the batch is cut to the first multiple of 8 that
     # holds its longest comment (the same loss: only padding is cut). 0: always the full max_len.
     # packed_backends: where packing is used; on other backends (GPU, TPU) the step is the padded
-    # one at full width, 1.75x the packed step on an H100/H200 (ega_jax/vae.py: text_step_layout).
+    # one at full width, 1.75-2.1x the packed step on an H200/H100 (ega_jax/vae.py: text_step_layout).
     config.text_vae = ml_collections.ConfigDict(dict(embed_dim=128, hidden=256, latent_dim=64, semantic_weight=1.0,
                                                      word_dropout=0.0, length_bucket=8, packed=True,
                                                      packed_backends=("cpu",)))

@@ -349,13 +349,14 @@ def text_model_report(task: Task, state: TrainState, config, data_dir: str, work
     def scores(texts):
         # A verbatim train comment scores fluency 1, so the overall figure mixes copying with how
         # well new text is formed; new_fluency is the second alone (NaN when every one is a copy).
-        new = [t for t in texts if t not in seen]
-        each = [metrics.fluency_of(t, ngrams) for t in texts]     # a 95% bootstrap interval over samples
-        _, lo, hi = metrics.ratio_interval(each, np.ones(len(each)), metrics.bootstrap_resamples(len(each)))
-        return {"fluency": metrics.fluency(texts, ngrams), "fluency_interval": [lo, hi],
-                "new_fluency": metrics.fluency(new, ngrams) if new else float("nan"),
+        copied = np.array([t in seen for t in texts])
+        each = np.array([metrics.fluency_of(t, ngrams) for t in texts])
+        # Fluency is the mean of `each` (metrics.fluency), with a 95% bootstrap interval over samples.
+        fluency, lo, hi = metrics.ratio_interval(each, np.ones(len(each)), metrics.bootstrap_resamples(len(each)))
+        return {"fluency": fluency, "fluency_interval": [lo, hi],
+                "new_fluency": float(each[~copied].mean()) if not copied.all() else float("nan"),
                 "diversity": metrics.diversity([texts[i:i + group] for i in range(0, len(texts), group)]),
-                "verbatim_share": float(np.mean([t in seen for t in texts])),
+                "verbatim_share": float(copied.mean()),
                 "distinct_share": len(set(texts)) / len(texts), "empty_share": float(np.mean([not t for t in texts]))}
 
     out = {"held_out_nll_per_char": held_out.get("nll_per_char"), "held_out_rec_mu": held_out.get("rec_mu"),
