@@ -61,9 +61,9 @@ def get_config() -> ml_collections.ConfigDict:
         batch_size=32, num_steps=1000, log_every=50, eval_every=250, checkpoint_every=250,
         keep_checkpoints=3, sample_every=500, data_parallel=False))
     # Paper 2.3: SGD, learning rate 0.1, momentum 0.6, global-norm clipping at 1.0.
-    # (decay is RMSProp's, used when name="rmsprop".)
+    # (decay is RMSProp's, used when name="rmsprop"; b1, b2 Adam's, when name="adam".)
     config.optimizer = ml_collections.ConfigDict(dict(
-        name="sgd", lr=0.1, momentum=0.6, decay=0.9, clip_norm=1.0))
+        name="sgd", lr=0.1, momentum=0.6, decay=0.9, b1=0.9, b2=0.999, clip_norm=1.0))
     # Comments are cut to max_len characters (with <eos>); shuffle_buffer for tf.data.
     config.input = ml_collections.ConfigDict(dict(max_len=32, shuffle_buffer=2048))
     # Relaxed KL (Eq. 3) with mu0 = 2 (paper 3.4), weighted by alpha annealed 0 -> 1 (paper 2.3)
@@ -79,7 +79,7 @@ def get_config() -> ml_collections.ConfigDict:
     # packed: a train step computes the loss on packed sequences (ega_jax.models.packing: sorted by
     # length, the real characters only, as PyTorch's pack_padded_sequence): the same loss, no work
     # on padding (measured on one device; on a data-parallel mesh it sorts the whole batch and gives
-    # the single-device result, tests/test_data_parallel.py, at a speed not measured there).
+    # the single-device result, tests/test_train.py, at a speed not measured there).
     # length_bucket: packed, the packed arrays are sized by the first multiple of 8 characters that
     # holds the batch's mean length; not packed, the batch is cut to the first multiple of 8 that
     # holds its longest comment (the same loss: only padding is cut). 0: always the full max_len.

@@ -4,7 +4,7 @@
 
 Trained end to end on (key frame, comment) pairs by maximum likelihood. Its comments for a
 frame come from sampling the decoder (temperature 0.8): it has no latent noise, so greedy
-decoding would give every frame one comment. Sizes and optimizer: see defaults.baseline_config.
+decoding would give every frame one comment. Sizes: E-GA's (below).
 """
 
 from configs import default

@@ -48,7 +48,7 @@ def get_config():
         mismatch_decay_steps=0, conditioning="concat", mode_seeking=0.0))
     # Paper 2.3: RMSProp, learning rate 1e-5, decay 0.9; no gradient clipping.
     config.gan_optimizer = ml_collections.ConfigDict(dict(name="rmsprop", lr=1e-5, decay=0.9, momentum=0.0,
-                                                          clip_norm=0.0))
+                                                          b1=0.9, b2=0.999, clip_norm=0.0))
     # Paper 2.3: batch 32. A step is n_critic critic updates and one generator update.
     config.gan_train = ml_collections.ConfigDict(dict(
         batch_size=32, num_steps=3000, log_every=250, eval_every=1000, checkpoint_every=1000,

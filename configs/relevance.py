@@ -3,14 +3,10 @@
   python -m ega_jax.main --config=configs/relevance.py --workdir=W [--config.stage1.image_vae_dir=...]
       [--config.study.only=gp_mismatch,gp_mm08_ms3_lr1e3]
 
-configs/gan.py (every value there applies) plus the study: each variant is a list of overrides of
-the main job's config, "section.key=value; ...", trained for study.steps on the same frozen VAEs.
-Every variant spells out all the GAN settings the study varies, so a row means the same thing
-whatever configs/gan.py holds. study.only: comma-separated variant names to run (empty: all; the
-whole study is about 20 runs of 6-10 minutes on one core). study.selections: how each trained G's
-comments are chosen, as overrides of the generate section; every variant is scored under each (no
-retraining: a rerun over a finished workdir only generates). Results: W/relevance.md,
-W/relevance.csv (ega_jax/jobs/relevance.py); the measured table is docs/relevance.md.
+configs/gan.py plus the study: each variant ("section.key=value; ...", all the GAN settings the
+study varies) is trained for study.steps on the same frozen VAEs and scored under every
+study.selections. study.only: variant names to run (empty: all). Results: W/relevance.md and .csv;
+the measured table and its story: docs/relevance.md.
 """
 
 import ml_collections
@@ -69,7 +65,7 @@ def get_config():
             gp_mm085_ms4_lr1e3=variant("gp", 0.85, mode_seeking=4.0, lr=1e-3),
             gp_mm09_ms6_lr1e3=variant("gp", 0.9, mode_seeking=6.0, lr=1e-3),
             gp_mm08_ms6_lr1e3=variant("gp", 0.8, mode_seeking=6.0, lr=1e-3),
-            # Longer: 5000 and 6000 steps (configs/gan.py's GAN has 6000).
+            # Longer: 5000 and 6000 steps (configs/gan.py's GAN has 4500).
             gp_mm08_ms3_lr1e3_5000=variant("gp", 0.8, mode_seeking=3.0, lr=1e-3, extra="gan_train.num_steps=5000"),
             gp_mm08_ms3_lr1e3_6000=variant("gp", 0.8, mode_seeking=3.0, lr=1e-3, extra="gan_train.num_steps=6000"),
             # Fewer critic updates per step for more steps in about the same time.

@@ -3,7 +3,8 @@
 A ``CommentModel`` turns frames into comments (``comments``) and scores comments for frames
 (``log_prob``, the ranking score of Table 1). Each model maps uint8 frames to its own frame
 representation (``frame_features``) and implements generation and scoring on those. All of them
-decode with the sentence VAE's GRU decoder layout, so ``decode_texts`` and ``mc_log_prob`` serve all.
+decode through ``ega_jax.decoding``'s one sampler and beam search (``decoder=`` builds a model's
+``tokens_to_logits``; every model here has the GRU decoder's layout, ``decoding.gru_decoder``).
 """
 
 from __future__ import annotations
@@ -19,23 +20,23 @@ STRATEGIES = ("greedy", "sample", "topk", "beam")
 
 
 def decode_texts(params, vocab, max_len: int, z, strategy: str = "greedy", rng=None, temperature: float = 0.8,
-                 top_k: int = 10, beam_size: int = 5) -> list[str]:
-    """Comments from a GRU comment decoder ({"embed", "decoder"} params) for each row of z."""
+                 top_k: int = 10, beam_size: int = 5, decoder=decoding.gru_decoder) -> list[str]:
+    """Comments from a comment decoder (its params and ``decoder``, see ega_jax.decoding) for each row of z."""
     rng = jax.random.PRNGKey(0) if rng is None else rng
     if strategy == "greedy":
-        tokens = decoding.greedy(params, z, max_len)
+        tokens = decoding.greedy(params, z, max_len, decoder=decoder)
     elif strategy == "sample":
-        tokens = decoding.sample(params, z, rng, max_len, temperature=temperature)
+        tokens = decoding.sample(params, z, rng, max_len, temperature=temperature, decoder=decoder)
     elif strategy == "topk":
-        tokens = decoding.sample(params, z, rng, max_len, temperature=temperature, top_k=top_k)
+        tokens = decoding.sample(params, z, rng, max_len, temperature=temperature, top_k=top_k, decoder=decoder)
     elif strategy == "beam":
-        tokens = decoding.beam_search(params, z, max_len, beam_size)[0][:, 0]
+        tokens = decoding.beam_search(params, z, max_len, beam_size, decoder=decoder)[0][:, 0]
     else:
         raise ConfigError(f"strategy {strategy!r}; use one of {STRATEGIES}")
     return [vocab.decode(t) for t in np.asarray(tokens)]
 
 
-def mc_log_prob(params, z, tokens, log_weights=None, chunk: int = 4096) -> np.ndarray:
+def mc_log_prob(params, z, tokens, log_weights=None, chunk: int = 4096, decoder=decoding.gru_decoder) -> np.ndarray:
     """log (1/K) sum_k w_k P(tokens | z_k) for z (N, K, d), tokens (N, L): a conditional
     log-likelihood marginalised over K draws of the decoder's input (noise or latent);
     log_weights (N, K) turn it into an importance-sampling estimate."""
@@ -45,7 +46,8 @@ def mc_log_prob(params, z, tokens, log_weights=None, chunk: int = 4096) -> np.nd
     for i in range(0, n, rows):
         zz, tt = jnp.asarray(z[i:i + rows]), jnp.asarray(tokens[i:i + rows])
         m = zz.shape[0]
-        lp = decoding.sequence_log_prob(params, zz.reshape(m * k, -1), jnp.repeat(tt, k, axis=0)).reshape(m, k)
+        lp = decoding.sequence_log_prob(params, zz.reshape(m * k, -1), jnp.repeat(tt, k, axis=0),
+                                       decoder=decoder).reshape(m, k)
         if log_weights is not None:
             lp = lp + jnp.asarray(log_weights[i:i + rows])
         out.append(np.asarray(jax.scipy.special.logsumexp(lp, axis=1) - np.log(k)))

@@ -1,12 +1,16 @@
-"""Turning sentence latents into characters with the sentence decoder psi_s.
+"""Turning latents into characters: one sampler and one beam search for every comment model.
 
-Every model with a GRU comment decoder (the sentence VAE, and the baselines'
-conditional decoders, where z is the frame's conditioning vector) keeps the
-same parameter layout {"embed", "decoder": {"init", "gru_cell", "out"}}, so these
-decoders serve them all. Pure functions of those parameters, batched over latents and
-jit-compiled; the character loop is a ``lax.scan``, so a whole batch decodes
-in one XLA computation. ``step_fn`` runs exactly the cell that teacher forcing
-trains (tests check the two agree).
+The search functions (``temperature_sample``, ``beam_search_fn``, ``log_prob_fn``) know nothing
+of any model's parameters: they call ``tokens_to_logits(carry, previous token ids) -> (carry,
+logits)`` and start from a ``carry`` (the flax ``examples/lm1b`` ``temperature_sampler`` pattern).
+A *decoder* builds both from a model's parameters and its conditioning vectors z:
+``decoder(params, z) -> (carry, tokens_to_logits)``. ``gru_decoder`` is the one every model here
+uses (the sentence VAE's psi_s, and the baselines' conditional decoders, where z is the frame's
+conditioning vector, share its parameter layout {"embed", "decoder": {"init", "gru_cell",
+"out"}}); another decoder is passed as ``decoder=``. The jitted entry points (``sample``,
+``greedy``, ``beam_search``, ``sequence_log_prob``) run the character loop as one ``lax.scan``, so
+a whole batch decodes in one XLA computation. ``gru_decoder`` runs exactly the cell that teacher
+forcing trains (tests check the two agree).
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ega_jax.data.vocab import BOS, EOS, PAD
+from ega_jax.data.vocab import BOS, EOS, PAD, UNK
 
 
 def embedded_step_fn(params):
-    """(carry, embedded previous character, z) -> (carry, logits) for one character."""
+    """The GRU decoder's (carry, embedded previous character, z) -> (carry, logits)."""
     dec = params["decoder"]
     cell = nn.GRUCell(dec["init"]["kernel"].shape[1])
 
@@ -32,31 +36,35 @@ def embedded_step_fn(params):
     return step
 
 
-def step_fn(params):
-    """(carry, previous token ids, z) -> (carry, logits) for one character."""
-    emb = params["embed"]["embedding"]
-    step = embedded_step_fn(params)
-    return lambda carry, prev, z: step(carry, emb[prev], z)
-
-
 def initial_carry(params, z):
     init = params["decoder"]["init"]
     return jnp.tanh(z @ init["kernel"] + init["bias"])
 
 
-@functools.partial(jax.jit, static_argnames=("max_len", "top_k"))
-def sample(params, z, rng, max_len: int, temperature: float = 1.0, top_k: int = 0):
-    """Ancestral sampling; temperature 0 is greedy. top_k > 0 keeps the k likeliest characters.
+def gru_decoder(params, z):
+    """(carry, tokens_to_logits) of a GRU comment decoder conditioned on z (B, d)."""
+    emb = params["embed"]["embedding"]
+    step = embedded_step_fn(params)
+    return initial_carry(params, z), lambda carry, prev: step(carry, emb[prev], z)
 
-    Returns int32 (B, max_len): characters, <eos>, then <pad>.
-    """
-    step = step_fn(params)
-    batch = z.shape[0]
+
+# ---- the searches: model-agnostic, called inside the jitted entry points below ----
+
+def never_emitted(logits):
+    """<pad>, <bos> and <unk> ruled out: no search emits them (<unk> would print as "\ufffd")."""
+    return logits.at[..., PAD].set(-jnp.inf).at[..., BOS].set(-jnp.inf).at[..., UNK].set(-jnp.inf)
+
+
+def temperature_sample(tokens_to_logits, carry, rng, max_len: int, temperature=1.0, top_k: int = 0):
+    """Ancestral sampling from a batch of carries; temperature 0 is greedy; top_k > 0 keeps the k
+    likeliest characters; never <pad>, <bos> or <unk>. Returns int32 (B, max_len): characters,
+    <eos>, then <pad>."""
+    batch = jax.tree_util.tree_leaves(carry)[0].shape[0]
 
     def body(state, rng_t):
         carry, prev, done = state
-        carry, logits = step(carry, prev, z)
-        logits = logits.at[:, PAD].set(-jnp.inf).at[:, BOS].set(-jnp.inf)
+        carry, logits = tokens_to_logits(carry, prev)
+        logits = never_emitted(logits)
         if top_k:
             kth = jax.lax.top_k(logits, top_k)[0][:, -1:]
             logits = jnp.where(logits < kth, -jnp.inf, logits)
@@ -66,7 +74,7 @@ def sample(params, z, rng, max_len: int, temperature: float = 1.0, top_k: int = 
         tok = jnp.where(done, PAD, tok)
         return (carry, tok, done | (tok == EOS)), tok
 
-    init = (initial_carry(params, z), jnp.full((batch,), BOS, jnp.int32), jnp.zeros((batch,), bool))
+    init = (carry, jnp.full((batch,), BOS, jnp.int32), jnp.zeros((batch,), bool))
     _, toks = jax.lax.scan(body, init, jax.random.split(rng, max_len))
     toks = toks.T
     # A sentence that never ended gets <eos> in its last position.
@@ -74,52 +82,41 @@ def sample(params, z, rng, max_len: int, temperature: float = 1.0, top_k: int = 
     return toks.at[:, -1].set(jnp.where(ended, toks[:, -1], EOS))
 
 
-def greedy(params, z, max_len: int):
-    return sample(params, z, jax.random.PRNGKey(0), max_len, temperature=0.0)
-
-
-@jax.jit
-def sequence_log_prob(params, z, tokens):
-    """log P(tokens | z) summed over characters up to and including <eos> (Eq. 6 negated)."""
-    step = step_fn(params)
+def log_prob_fn(tokens_to_logits, carry, tokens):
+    """log P(tokens) summed over characters up to and including <eos> (Eq. 6 negated)."""
     prev = jnp.concatenate([jnp.full_like(tokens[:, :1], BOS), tokens[:, :-1]], axis=1)
 
     def body(carry, inp):
         p, t = inp
-        carry, logits = step(carry, p, z)
+        carry, logits = tokens_to_logits(carry, p)
         return carry, jnp.take_along_axis(jax.nn.log_softmax(logits), t[:, None], axis=-1)[:, 0]
 
-    _, lp = jax.lax.scan(body, initial_carry(params, z), (prev.T, tokens.T))
+    _, lp = jax.lax.scan(body, carry, (prev.T, tokens.T))
     return jnp.sum(lp.T * (tokens != PAD), axis=1)
 
 
-@functools.partial(jax.jit, static_argnames=("max_len", "beam_size"))
-def beam_search(params, z, max_len: int, beam_size: int):
-    """The beam_size most probable sentences per latent (log-probability, no length penalty).
-
-    Returns (tokens int32 (B, beam_size, max_len), scores (B, beam_size)), best first.
-    A finished beam only continues with <pad> at no cost, so its score stays its
-    sentence's log-probability; the last position can only be <eos>, so every
-    result is a whole sentence of at most max_len - 1 characters.
-    """
-    step = step_fn(params)
-    batch, width = z.shape[0], beam_size
-    vocab = params["decoder"]["out"]["kernel"].shape[1]
-    carry = jnp.repeat(initial_carry(params, z), width, axis=0)
-    zz = jnp.repeat(z, width, axis=0)
-    hidden = carry.shape[-1]
+def beam_search_fn(tokens_to_logits, carry, batch: int, max_len: int, beam_size: int):
+    """The beam_size most probable sentences per row; carry holds batch * beam_size rows (each row's
+    carry repeated beam_size times, as tokens_to_logits expects). See ``beam_search``."""
+    width = beam_size
     # Only beam 0 is alive at the start, so the first expansion is not repeated width times.
     scores = jnp.where(jnp.arange(width) == 0, 0.0, -jnp.inf)[None].repeat(batch, axis=0)
     tokens = jnp.zeros((batch, width, max_len), jnp.int32)
     finished = jnp.zeros((batch, width), bool)
     prev = jnp.full((batch * width,), BOS, jnp.int32)
-    after_end = jnp.full((vocab,), -jnp.inf).at[PAD].set(0.0)
+
+    def regroup(x, beam):   # row b*width+j of x <- row b*width+beam[b, j]
+        x = x.reshape(batch, width, *x.shape[1:])
+        idx = beam.reshape(batch, width, *([1] * (x.ndim - 2)))
+        return jnp.take_along_axis(x, idx, axis=1).reshape(batch * width, *x.shape[2:])
 
     def body(state, t):
         carry, prev, scores, tokens, finished = state
-        carry, logits = step(carry, prev, zz)
-        # The model's own log-probabilities (not renormalised), with <pad>/<bos> ruled out.
-        logp = jax.nn.log_softmax(logits).at[:, PAD].set(-jnp.inf).at[:, BOS].set(-jnp.inf)
+        carry, logits = tokens_to_logits(carry, prev)
+        vocab = logits.shape[-1]
+        after_end = jnp.full((vocab,), -jnp.inf).at[PAD].set(0.0)
+        # The model's own log-probabilities (not renormalised), with <pad>/<bos>/<unk> ruled out.
+        logp = never_emitted(jax.nn.log_softmax(logits))
         # The last position can only close the sentence, so every beam is a whole sentence.
         last = jnp.where(jnp.arange(vocab) == EOS, logp, -jnp.inf)
         logp = jnp.where(t == max_len - 1, last, logp)
@@ -128,12 +125,47 @@ def beam_search(params, z, max_len: int, beam_size: int):
         beam, tok = idx // vocab, (idx % vocab).astype(jnp.int32)
         tokens = jnp.take_along_axis(tokens, beam[..., None], axis=1).at[:, :, t].set(tok)
         finished = jnp.take_along_axis(finished, beam, axis=1) | (tok == EOS)
-        carry = jnp.take_along_axis(carry.reshape(batch, width, hidden), beam[..., None], axis=1)
-        return (carry.reshape(batch * width, hidden), tok.reshape(-1), top, tokens, finished), None
+        carry = jax.tree_util.tree_map(lambda x: regroup(x, beam), carry)
+        return (carry, tok.reshape(-1), top, tokens, finished), None
 
     (_, _, scores, tokens, _), _ = jax.lax.scan(
         body, (carry, prev, scores, tokens, finished), jnp.arange(max_len))
     return tokens, scores
+
+
+# ---- jitted entry points: a decoder's parameters and z in, tokens or scores out ----
+
+@functools.partial(jax.jit, static_argnames=("max_len", "top_k", "decoder"))
+def sample(params, z, rng, max_len: int, temperature: float = 1.0, top_k: int = 0, decoder=gru_decoder):
+    """Ancestral sampling of one comment per row of z; temperature 0 is greedy. int32 (B, max_len)."""
+    carry, tokens_to_logits = decoder(params, z)
+    return temperature_sample(tokens_to_logits, carry, rng, max_len, temperature, top_k)
+
+
+def greedy(params, z, max_len: int, decoder=gru_decoder):
+    return sample(params, z, jax.random.PRNGKey(0), max_len, temperature=0.0, decoder=decoder)
+
+
+@functools.partial(jax.jit, static_argnames=("decoder",))
+def sequence_log_prob(params, z, tokens, decoder=gru_decoder):
+    """log P(tokens | z) summed over characters up to and including <eos> (Eq. 6 negated)."""
+    carry, tokens_to_logits = decoder(params, z)
+    return log_prob_fn(tokens_to_logits, carry, tokens)
+
+
+@functools.partial(jax.jit, static_argnames=("max_len", "beam_size", "decoder"))
+def beam_search(params, z, max_len: int, beam_size: int, decoder=gru_decoder):
+    """The beam_size most probable sentences per latent (log-probability, no length penalty).
+
+    Returns (tokens int32 (B, beam_size, max_len), scores (B, beam_size)), best first.
+    A finished beam only continues with <pad> at no cost, so its score stays its
+    sentence's log-probability; the last position can only be <eos>, so every
+    result is a whole sentence of at most max_len - 1 characters.
+    """
+    carry, _ = decoder(params, z)
+    _, tokens_to_logits = decoder(params, jnp.repeat(z, beam_size, axis=0))
+    carry = jax.tree_util.tree_map(lambda x: jnp.repeat(x, beam_size, axis=0), carry)
+    return beam_search_fn(tokens_to_logits, carry, z.shape[0], max_len, beam_size)
 
 
 def soft_rollout(params, z, max_len: int):

@@ -77,15 +77,15 @@ class GAN:
 def make_gan(cfg, opt_cfg, latent_s: int) -> GAN:
     if cfg.penalty not in ("clip", "gp"):
         raise ConfigError(f"gan.penalty={cfg.penalty!r}; use clip (weight clipping) or gp (gradient penalty)")
-    conditioning = cfg.get("conditioning", "concat")     # runs saved before it existed: the paper's
+    conditioning = cfg.conditioning
     if conditioning not in ("concat", "projection"):
         raise ConfigError(f"gan.conditioning={conditioning!r}; use concat (the paper) or projection")
     return GAN(Generator(latent_s, tuple(cfg.g_hidden), cfg.leak),
                Critic(tuple(cfg.d_hidden), cfg.leak, conditioning),
                make_optimizer(opt_cfg), make_optimizer(opt_cfg), cfg.noise_dim, cfg.n_critic,
-               cfg.penalty, cfg.clip, cfg.gp_weight, mismatch=cfg.get("mismatch", 0.0),
-               mismatch_final=cfg.get("mismatch_final", 0.0), mismatch_decay_steps=cfg.get("mismatch_decay_steps", 0),
-               mode_seeking=cfg.get("mode_seeking", 0.0))
+               cfg.penalty, cfg.clip, cfg.gp_weight, mismatch=cfg.mismatch,
+               mismatch_final=cfg.mismatch_final, mismatch_decay_steps=cfg.mismatch_decay_steps,
+               mode_seeking=cfg.mode_seeking)
 
 
 def mismatch_share(gan: GAN, step):
@@ -208,15 +208,15 @@ class LatentPairs:
     frame_h_v: np.ndarray    # (n_frames, dv)
 
 
-def encode_split(s1: FrozenVAEs, data_dir: str, split: str) -> LatentPairs:
+def encode_split(frozen: FrozenVAEs, data_dir: str, split: str) -> LatentPairs:
     # TFRecords need TensorFlow; training and generation from in-memory latents do not.
     from ega_jax.data import records
-    frames = records.read_records(records.find_shards(data_dir, split))
+    frames = records.read_split(data_dir, split)
     frames.sort(key=lambda r: (r["video_id"], r["keyframe_second"]))
-    frame_h_v = s1.encode_frames([r["image"] for r in frames])
+    frame_h_v = frozen.encode_frames([r["image"] for r in frames])
     texts = [c for r in frames for c in r["comments"]]
     frame_of = np.asarray([i for i, r in enumerate(frames) for _ in r["comments"]], np.int64)
-    return LatentPairs(frame_h_v[frame_of], s1.encode_texts(texts), frame_of, frames, frame_h_v)
+    return LatentPairs(frame_h_v[frame_of], frozen.encode_texts(texts), frame_of, frames, frame_h_v)
 
 
 def pair_batches(pairs: LatentPairs, batch_size: int, n_critic: int, seed: int, start: int,
@@ -242,15 +242,15 @@ def eval_batches(pairs: LatentPairs, batch_size: int):
         yield {"real_v": pad(pairs.h_v), "real_s": pad(pairs.h_s), "mask": np.arange(batch_size) < m}
 
 
-def gan_task(config, s1: FrozenVAEs, train_pairs: LatentPairs, test_pairs: LatentPairs) -> tuple[Task, GAN]:
+def gan_task(config, frozen: FrozenVAEs, train_pairs: LatentPairs, test_pairs: LatentPairs) -> tuple[Task, GAN]:
     """The WGAN of stage 2 as a Task for the shared loop, on latent pairs held in memory."""
-    gan = make_gan(config.gan, config.gan_optimizer, s1.text_model.latent_dim)
+    gan = make_gan(config.gan, config.gan_optimizer, frozen.text_model.latent_dim)
     selection_settings(config.generate)         # a bad value fails now, not after training
-    dv, ds = s1.image_model.latent_dim, s1.text_model.latent_dim
+    dv, ds = frozen.image_model.latent_dim, frozen.text_model.latent_dim
     b = config.gan_train.batch_size
 
     def write_samples(state, step, wd):
-        gen = model_for(s1, gan, state, config.generate)
+        gen = model_for(frozen, gan, state, config.generate)
         cs = gen.comments_for_features(test_pairs.frame_h_v[:6], 5, jax.random.PRNGKey(step), strategy="greedy")
         path = os.path.join(wd, "samples", f"comments_{step:06d}.md")
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -311,7 +311,7 @@ class EGAModel(CommentModel):
     diversity 0.942 -> 0.926 (docs/relevance.md). A latent that G places between two scenes' modes
     decodes to one of them, and only the decoded text says which.
     """
-    s1: FrozenVAEs
+    frozen: FrozenVAEs
     gan: GAN
     state: GANState
     image_size: int
@@ -324,14 +324,14 @@ class EGAModel(CommentModel):
 
     @property
     def vocab(self):
-        return self.s1.vocab
+        return self.frozen.vocab
 
     @property
     def max_len(self):
-        return self.s1.max_len
+        return self.frozen.max_len
 
     def frame_features(self, images_uint8):
-        return self.s1.encode_frames(images_uint8)
+        return self.frozen.encode_frames(images_uint8)
 
     def latents(self, frame_h_v: np.ndarray, n: int, rng) -> jnp.ndarray:
         h_v = jnp.repeat(jnp.asarray(frame_h_v), n, axis=0)
@@ -345,7 +345,7 @@ class EGAModel(CommentModel):
         return np.asarray(d).reshape(len(frame_h_v), per_frame_count)
 
     def decode(self, h_s, strategy: str, rng, **kw) -> list[str]:
-        return decode_texts(self.s1.text_params, self.vocab, self.max_len, h_s, strategy, rng, **kw)
+        return decode_texts(self.frozen.text_params, self.vocab, self.max_len, h_s, strategy, rng, **kw)
 
     def comments_for_features(self, frame_h_v, n: int, rng, strategy: str = "greedy", **decode_kw):
         g_rng, d_rng = jax.random.split(rng)
@@ -355,22 +355,19 @@ class EGAModel(CommentModel):
         texts = per_frame(flat, k)
         if self.candidates == 1:
             return texts
-        judged = h_s if self.score == "latent" else jnp.asarray(self.s1.encode_texts(flat))
+        judged = h_s if self.score == "latent" else jnp.asarray(self.frozen.encode_texts(flat))
         scores = self.critic_scores(frame_h_v, judged, k)
         return [[ts[i] for i in select_comments(ts, sc, n, self.overlap_penalty)] for ts, sc in zip(texts, scores)]
 
     def log_prob_for_features(self, frame_h_v, tokens, rng):
         k = self.score_samples
         z = np.asarray(self.latents(frame_h_v, k, rng)).reshape(len(frame_h_v), k, -1)
-        return mc_log_prob(self.s1.text_params, z, tokens)
+        return mc_log_prob(self.frozen.text_params, z, tokens)
 
 
 def selection_settings(generate_cfg) -> dict:
-    """candidates, overlap_penalty and score of a config's `generate` section, checked (runs saved
-    before they existed generate as the paper does, and score the latent)."""
-    candidates = generate_cfg.get("candidates", 1)
-    penalty = generate_cfg.get("overlap_penalty", 0.0)
-    score = generate_cfg.get("score", "latent")
+    """candidates, overlap_penalty and score of a config's `generate` section, checked."""
+    candidates, penalty, score = generate_cfg.candidates, generate_cfg.overlap_penalty, generate_cfg.score
     if not isinstance(candidates, int) or candidates < 1:
         raise ConfigError(f"generate.candidates={candidates!r}; use 1 (one noise draw per comment) or more")
     if not isinstance(penalty, (int, float)) or penalty < 0:
@@ -381,16 +378,16 @@ def selection_settings(generate_cfg) -> dict:
     return {"candidates": candidates, "overlap_penalty": float(penalty), "score": score}
 
 
-def model_for(s1: FrozenVAEs, gan: GAN, state: GANState, generate_cfg) -> EGAModel:
+def model_for(frozen: FrozenVAEs, gan: GAN, state: GANState, generate_cfg) -> EGAModel:
     """The E-GA comment model with the generation settings of a config's `generate` section."""
-    return EGAModel(s1, gan, state, s1.image_model.image_size, **selection_settings(generate_cfg))
+    return EGAModel(frozen, gan, state, frozen.image_model.image_size, **selection_settings(generate_cfg))
 
 
 def load(workdir: str, config) -> EGAModel:
     """The E-GA model of a finished main-job workdir (its config.json already read)."""
     image_dir, text_dir, gan_dir = runs.ega_stage_dirs(config, workdir)
-    s1 = load_frozen_vaes(image_dir, text_dir)
-    gan = make_gan(config.gan, config.gan_optimizer, s1.text_model.latent_dim)
+    frozen = load_frozen_vaes(image_dir, text_dir)
+    gan = make_gan(config.gan, config.gan_optimizer, frozen.text_model.latent_dim)
     state, _ = restore_latest(gan_dir, abstract_init(
-        lambda: gan.init(jax.random.PRNGKey(0), s1.image_model.latent_dim, s1.text_model.latent_dim)))
-    return model_for(s1, gan, state, config.generate)
+        lambda: gan.init(jax.random.PRNGKey(0), frozen.image_model.latent_dim, frozen.text_model.latent_dim)))
+    return model_for(frozen, gan, state, config.generate)

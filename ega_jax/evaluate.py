@@ -23,6 +23,7 @@ held-out human comments of the same frames the same way: the ceiling to read the
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import os
 import time
@@ -33,7 +34,6 @@ from absl import app, flags
 
 from ega_jax import metrics, reports, runs, zoo
 from ega_jax.data import records, world_recipes
-from ega_jax.label.store import db_path, recall_by_model
 
 COLUMNS = ("human_recall", "bleu4", "fluency", "diversity", "R@1", "R@5", "R@10", "MR", "MRR", "relation",
            "novelty", "empty")
@@ -47,7 +47,7 @@ def discover(workdir: str) -> list[tuple[str, str]]:
     def model_of(path):
         if not os.path.exists(os.path.join(path, runs.CONFIG)):
             return None
-        entry = zoo.by_stage(runs.load_config(path).get("stage"))
+        entry = zoo.by_stage(runs.load_config(path).stage)
         return entry.name if entry else None
 
     own = model_of(workdir)
@@ -61,10 +61,15 @@ def discover(workdir: str) -> list[tuple[str, str]]:
 
 
 def human_recall(workdir: str) -> dict:
-    """{model: {recall, ci_low, ci_high, ...}} from the labelling app's database in workdir, if there is one."""
-    if not os.path.exists(db_path(workdir)):
+    """{model: {recall, ci_low, ci_high, labels, escaped}} from W/evaluation/human_recall.csv, which the
+    labelling app's `python -m ega_jax.label results --workdir=W` writes; {} before it has run."""
+    path = os.path.join(workdir, "evaluation", "human_recall.csv")
+    if not os.path.exists(path):
         return {}
-    return recall_by_model(workdir)
+    with open(path, newline="", encoding="utf-8") as f:
+        return {r["model"]: {"recall": float(r["human_recall"]), "ci_low": float(r["ci_low"]),
+                             "ci_high": float(r["ci_high"]), "labels": int(r["labels"]), "escaped": int(r["escaped"])}
+                for r in csv.DictReader(f)}
 
 
 @dataclasses.dataclass
@@ -94,9 +99,9 @@ def prepare(found: list[tuple[str, str]], num_per_frame: int, seed: int, num_ref
     for p, d in data_dirs.items():
         if os.path.abspath(d) != os.path.abspath(data_dir):
             raise runs.ConfigError(f"models trained on different datasets: {found[0][1]} on {data_dir}, {p} on {d}")
-    test = sorted(records.read_records(records.find_shards(data_dir, "test")),
+    test = sorted(records.read_split(data_dir, "test"),
                   key=lambda r: (r["video_id"], r["keyframe_second"]))
-    train = records.read_records(records.find_shards(data_dir, "train"))
+    train = records.read_split(data_dir, "train")
     train_comments = [c for r in train for c in r["comments"]]
     images = np.stack([r["image"] for r in test])
     rng = np.random.default_rng(seed)
@@ -168,9 +173,8 @@ def ranking(setup: EvalSetup, scores) -> dict:
     have = [r is not None for r in ranks]
     ranks = [r or 1 for r in ranks]               # frames without ground truth count nowhere (den 0)
     out: dict = {}
-    for name, per in (("R@1", [r <= 1 for r in ranks]), ("R@5", [r <= 5 for r in ranks]),
-                      ("R@10", [r <= 10 for r in ranks]), ("MR", ranks), ("MRR", [1 / r for r in ranks])):
-        _with_interval(out, name, [float(v) * h for v, h in zip(per, have)], [float(h) for h in have], setup.draws)
+    for name, per in metrics.ranking_per_frame(ranks).items():
+        _with_interval(out, name, [v * h for v, h in zip(per, have)], [float(h) for h in have], setup.draws)
     return out
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from ega_jax.data import records
+from ega_jax.data.resize import resize_frame
 from ega_jax.data.vocab import EOS, PAD, UNK, CharVocab, load_vocab
 from ega_jax.runs import ConfigError
 
@@ -83,7 +84,11 @@ def keyframes(cfg: PipelineConfig, split: str, shuffle_files: bool) -> tf.data.D
     def parse(raw):
         ex = tf.io.parse_single_example(raw, spec)
         image = tf.io.decode_jpeg(ex["image"], channels=3)
-        image = tf.image.resize(image, [size, size], antialias=True)
+        # Stored key frames are already the build's image_size; a model of another size gets them
+        # through the one resize (ega_jax/data/resize.py), as a frame at inference does.
+        image = tf.ensure_shape(tf.cond(
+            tf.reduce_all(tf.shape(image)[:2] == size), lambda: image,
+            lambda: tf.numpy_function(lambda x: resize_frame(x, (size, size)), [image], tf.uint8)), [size, size, 3])
         return {"image": tf.cast(image, tf.float32) / 127.5 - 1.0,
                 "comments": tf.sparse.to_dense(ex["comments"]),
                 "video_id": ex["video_id"], "keyframe_second": ex["keyframe_second"], "scene": ex["scene"]}

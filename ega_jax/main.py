@@ -82,16 +82,5 @@ def main(argv):
         return 2
 
 
-def _configs_importable(argv: list[str]) -> None:
-    """configs/<variant>.py imports its base (`from configs import gan_paper`): put the folder that
-    holds configs/ on the path, whatever the current directory."""
-    for a in argv:
-        if a.startswith("--config="):
-            folder = os.path.dirname(os.path.dirname(os.path.abspath(a.split("=", 1)[1].split(":")[0])))
-            if folder not in sys.path:
-                sys.path.insert(0, folder)
-
-
 if __name__ == "__main__":
-    _configs_importable(sys.argv)
     app.run(main)

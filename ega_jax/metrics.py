@@ -134,13 +134,22 @@ def frame_rank(scores: Sequence[float], truth: Sequence[bool]) -> int | None:
     return rank_of(max(truths), [s for s, t in zip(scores, truth) if not t])
 
 
+RANKING = ("R@1", "R@5", "R@10", "MR", "MRR")
+
+
+def ranking_per_frame(ranks: Sequence[int]) -> dict:
+    """{R@1, R@5, R@10, MR, MRR: one value per frame} from one rank per test frame; their means are
+    LiveBot's ranking metrics (ranking_metrics; Table 1 bootstraps them over frames)."""
+    return {"R@1": [float(r <= 1) for r in ranks], "R@5": [float(r <= 5) for r in ranks],
+            "R@10": [float(r <= 10) for r in ranks], "MR": [float(r) for r in ranks],
+            "MRR": [1 / r for r in ranks]}
+
+
 def ranking_metrics(ranks: Sequence[int]) -> dict:
     """Recall@1/5/10, mean rank and mean reciprocal rank over test frames (one rank per frame)."""
-    n = len(ranks)
-    if not n:
-        return {k: float("nan") for k in ("R@1", "R@5", "R@10", "MR", "MRR")}
-    return {"R@1": sum(r <= 1 for r in ranks) / n, "R@5": sum(r <= 5 for r in ranks) / n,
-            "R@10": sum(r <= 10 for r in ranks) / n, "MR": sum(ranks) / n, "MRR": sum(1 / r for r in ranks) / n}
+    if not len(ranks):
+        return {k: float("nan") for k in RANKING}
+    return {k: sum(v) / len(ranks) for k, v in ranking_per_frame(ranks).items()}
 
 
 def normalise_comment(text: str) -> str:

@@ -51,14 +51,47 @@ def save_config(config, workdir: str) -> None:
         f.write(config.to_json_best_effort(indent=1))
 
 
+# Fields added after runs were first saved, with the value that reproduces how such a run behaved:
+# (section name, a key every such section has, {field: value}). The one place an old config.json is
+# upgraded (``upgrade``); the code reads every field as a plain attribute.
+UPGRADES = (
+    ("gan", "n_critic", dict(conditioning="concat", mismatch=0.0, mismatch_final=0.0, mismatch_decay_steps=0,
+                             mode_seeking=0.0)),
+    ("generate", "num_per_frame", dict(candidates=1, overlap_penalty=0.0, score="latent")),
+    ("text_vae", "latent_dim", dict(word_dropout=0.0, packed=False, packed_backends=("cpu",), length_bucket=0)),
+    ("train", "batch_size", dict(data_parallel=False)),
+    ("gan_train", "batch_size", dict(data_parallel=False)),
+    ("optimizer", "name", dict(b1=0.9, b2=0.999)),
+    ("gan_optimizer", "name", dict(b1=0.9, b2=0.999)),
+    ("baseline_optimizer", "name", dict(b1=0.9, b2=0.999)),
+    ("data", "dir", dict(danmaku_only="", window_seconds=10.0)),
+)
+
+
+def upgrade(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """Fills in, in place and in every nested section, the fields UPGRADES lists that a config saved
+    before they existed lacks. A config of the current configs/ has them all and is left as it is."""
+    for key in list(config.keys()):
+        value = config[key]
+        if not isinstance(value, ml_collections.ConfigDict):
+            continue
+        for name, marker, fields in UPGRADES:
+            if key == name and marker in value:
+                for field, default in fields.items():
+                    if field not in value:
+                        value[field] = default
+        upgrade(value)
+    return config
+
+
 def load_config(workdir: str) -> ml_collections.ConfigDict:
-    """The config.json that save_config wrote into workdir."""
+    """The config.json that save_config wrote into workdir, upgraded to the current fields (``upgrade``)."""
     path = os.path.join(workdir, CONFIG)
     if not os.path.exists(path):
         raise RunError(f"{workdir} is not a run's workdir (no {CONFIG}); train one with "
                        f"python -m ega_jax.main --config=configs/<experiment>.py --workdir={workdir}")
     with open(path) as f:
-        return ml_collections.ConfigDict(json.load(f))
+        return upgrade(ml_collections.ConfigDict(json.load(f)))
 
 
 def copy_vocab(data_dir: str, workdir: str) -> None:
@@ -101,7 +134,7 @@ def resolve_dataset(config, log=print) -> str:
     # The data build needs PyAV and TensorFlow; loading a trained model (which imports this module) must not.
     from ega_jax.data import build, build_lib
     from ega_jax.data.controlled_world import WorldConfig
-    if config.data.get("danmaku_only"):
+    if config.data.danmaku_only:
         if not config.data.dir:
             raise ConfigError("data.danmaku_only needs data.dir: the folder its text-only dataset is built into")
         if not build_lib.is_built(config.data.dir):

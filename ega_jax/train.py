@@ -120,27 +120,36 @@ def make_optimizer(cfg) -> optax.GradientTransformation:
     elif cfg.name == "rmsprop":
         opt = optax.rmsprop(cfg.lr, decay=cfg.decay)
     elif cfg.name == "adam":
-        opt = optax.adam(cfg.lr, b1=cfg.get("b1", 0.9), b2=cfg.get("b2", 0.999))
+        opt = optax.adam(cfg.lr, b1=cfg.b1, b2=cfg.b2)
     else:
         raise ConfigError(f"optimizer.name={cfg.name!r}; use sgd, rmsprop or adam")
     return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), opt) if cfg.clip_norm > 0 else opt
 
 
 class _Writer:
-    """TensorBoard through clu when it is installed (it brings TF); always metrics.jsonl. Only process 0
-    of a multi-host job writes (as flax lm1b's just_logging); the others only log."""
+    """Where the loop's scalars go: clu's default writer (TensorBoard under WORKDIR/tensorboard, and
+    absl logging) with clu's ReportProgress (steps/s and an ETA, every log_every steps), as flax
+    examples/lm1b/train.py does, and always WORKDIR/metrics.jsonl. Only process 0 of a multi-host job
+    writes (lm1b's just_logging); the others only log."""
 
-    def __init__(self, workdir: str, enabled: bool = True):
-        self.jsonl, self.tb = None, None
+    def __init__(self, workdir: str, enabled: bool = True, num_steps: int | None = None,
+                 every_steps: int | None = None):
+        self.jsonl, self.clu, self.progress = None, None, None
         if not enabled:
             return
         self.jsonl = open(os.path.join(workdir, "metrics.jsonl"), "a")
         try:   # clu brings TensorFlow, which an accelerator machine may not have
-            from clu import metric_writers
-            self.tb = metric_writers.SummaryWriter(os.path.join(workdir, "tensorboard"))
+            from clu import metric_writers, periodic_actions
         except ImportError as e:   # e.g. an accelerator machine with jax but no TensorFlow
             print(f"note: no TensorBoard logs ({e}); metrics go to {workdir}/metrics.jsonl")
-            self.tb = None
+            return
+        self.clu = metric_writers.create_default_writer(os.path.join(workdir, "tensorboard"))
+        self.progress = periodic_actions.ReportProgress(num_train_steps=num_steps, writer=self.clu,
+                                                        every_steps=every_steps, every_secs=None)
+
+    def step_done(self, step: int) -> None:
+        if self.progress is not None:
+            self.progress(step)
 
     def write(self, step: int, prefix: str, scalars: dict):
         if self.jsonl is None:
@@ -148,15 +157,20 @@ class _Writer:
         scalars = {f"{prefix}/{k}": float(v) for k, v in scalars.items()}
         self.jsonl.write(json.dumps({"step": step, **scalars}) + "\n")
         self.jsonl.flush()
-        if self.tb is not None:
-            self.tb.write_scalars(step, scalars)
-            self.tb.flush()
+        if self.clu is not None:
+            self.clu.write_scalars(step, scalars)
+            self.clu.flush()
 
     def close(self):
         if self.jsonl is not None:
             self.jsonl.close()
-        if self.tb is not None:
-            self.tb.close()
+        if self.clu is not None:
+            self.clu.close()
+
+
+def _eta(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
 
 
 def checkpoint_manager(workdir: str, cfg=None) -> ocp.CheckpointManager:
@@ -230,7 +244,7 @@ def train_and_evaluate(task: Task, cfg, workdir: str, seed: int, log: Callable[[
     os.makedirs(workdir, exist_ok=True)
     key = jax.random.PRNGKey(seed)
     init_rng, step_key, eval_key = jax.random.split(key, 3)
-    dp = DataParallel(cfg.batch_size) if cfg.get("data_parallel", False) else None
+    dp = DataParallel(cfg.batch_size) if cfg.data_parallel else None
     mngr = checkpoint_manager(workdir, cfg)
     start = mngr.latest_step() or 0
     if start:
@@ -258,7 +272,7 @@ def train_and_evaluate(task: Task, cfg, workdir: str, seed: int, log: Callable[[
         train_step = jax.jit(task.train_step, donate_argnums=(0,))
         eval_step = jax.jit(task.eval_step) if task.eval_step else None
     is_main = jax.process_index() == 0
-    writer = _Writer(workdir, enabled=is_main)
+    writer = _Writer(workdir, enabled=is_main, num_steps=cfg.num_steps, every_steps=cfg.log_every)
     batches = task.train_batches(start)
     # Metrics stay on the device and come back at log and checkpoint points (as in flax's lm1b):
     # fetching them every step would make the host wait for each step, and an accelerator idle
@@ -293,6 +307,7 @@ def train_and_evaluate(task: Task, cfg, workdir: str, seed: int, log: Callable[[
             state, metrics = train_step(state, batch, jax.random.fold_in(step_key, step))
             pending.append(metrics)
             s = step + 1
+            writer.step_done(s)
             is_log = s % cfg.log_every == 0 or s == cfg.num_steps
             if is_log or s % cfg.checkpoint_every == 0:
                 flush(s)
@@ -303,7 +318,8 @@ def train_and_evaluate(task: Task, cfg, workdir: str, seed: int, log: Callable[[
                 # Share of wall time the loop spent waiting for the next batch (the input pipeline).
                 means["input_wait"] = input_wait / max(elapsed, 1e-9)
                 writer.write(s, "train", means)
-                log(f"{task.name} step {s}/{cfg.num_steps}: {_fmt(means)}")
+                log(f"{task.name} step {s}/{cfg.num_steps}: {_fmt(means)}"
+                    + (f" eta {_eta((cfg.num_steps - s) / means['steps_per_sec'])}" if s < cfg.num_steps else ""))
                 window, window_start, t_window, input_wait = {}, s, time.perf_counter(), 0.0
             if eval_step and (s % cfg.eval_every == 0 or s == cfg.num_steps):
                 scalars = evaluate(task, eval_step, state, eval_key, dp)

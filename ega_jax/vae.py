@@ -20,13 +20,15 @@ import numpy as np
 import optax
 from PIL import Image
 
-from ega_jax import decoding, losses, reports, runs
+from ega_jax import decoding, losses, metrics, reports, runs
+from ega_jax.data import records
 from ega_jax.runs import ConfigError
+from ega_jax.data.resize import resize_frames
 from ega_jax.data.vocab import PAD, CharVocab, load_vocab
 from ega_jax.models.image_vae import ImageVAE
 from ega_jax.models.latent import reparameterize
 from ega_jax.models.text_vae import TextVAE, lengths_of
-from ega_jax.train import Task, TrainState, abstract_init, make_optimizer, restore_latest
+from ega_jax.train import Task, TrainState, abstract_init, evaluate, make_optimizer, restore_latest
 
 # ---------------------------------------------------------------------------------------------
 # Models from configs
@@ -38,16 +40,12 @@ def image_model_from(cfg) -> ImageVAE:
 
 def text_model_from(cfg, vocab_size: int) -> TextVAE:
     return TextVAE(vocab_size=vocab_size, embed_dim=cfg.embed_dim, hidden=cfg.hidden, latent_dim=cfg.latent_dim,
-                   word_dropout=cfg.get("word_dropout", 0.0))
+                   word_dropout=cfg.word_dropout)
 
 
 def frames_to_input(frames_uint8, size: int) -> np.ndarray:
     """uint8 (F, H, W, 3) frames of any size -> float32 (F, size, size, 3) in [-1, 1], as in training."""
-    if len(frames_uint8) == 0:
-        return np.zeros((0, size, size, 3), np.float32)
-    x = np.stack([np.asarray(Image.fromarray(np.asarray(f)).resize((size, size), Image.BILINEAR))
-                  for f in frames_uint8])
-    return x.astype(np.float32) / 127.5 - 1.0
+    return resize_frames(frames_uint8, (size, size)).astype(np.float32) / 127.5 - 1.0
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,10 +187,10 @@ def text_step_layout(cfg, backend: str) -> dict:
     batch 32 and 256 (H200, 4,177 characters; 1.17x at 1024; 1.9-2.1x on an H100 at 415), and
     cutting it to length buckets is 4-6% slower than full width there (the lax.switch). So
     elsewhere the step is the padded one at full width."""
-    if cfg.get("packed", False) and backend in tuple(cfg.get("packed_backends", ("cpu",))):
-        return {"packed": True, "length_bucket": cfg.get("length_bucket", 0)}
+    if cfg.packed and backend in tuple(cfg.packed_backends):
+        return {"packed": True, "length_bucket": cfg.length_bucket}
     if backend == "cpu":
-        return {"packed": False, "length_bucket": cfg.get("length_bucket", 0)}
+        return {"packed": False, "length_bucket": cfg.length_bucket}
     return {"packed": False, "length_bucket": 0}
 
 
@@ -288,9 +286,7 @@ def text_vae_task(config, data_dir: str) -> Task:
     model = text_model_from(config.text_vae, len(vocab))
     tx = make_optimizer(config.optimizer)
     max_len = config.input.max_len
-    # TFRecords need TensorFlow: see _pipeline.
-    from ega_jax.data import records
-    test = records.read_records(records.find_shards(data_dir, "test"))
+    test = records.read_split(data_dir, "test")
     rng = np.random.default_rng(config.seed)
     sample_texts = [c for r in test for c in rng.choice(r["comments"], size=min(2, len(r["comments"])), replace=False)]
     sample_texts = sample_texts[:12]
@@ -330,17 +326,15 @@ def text_model_report(task: Task, state: TrainState, config, data_dir: str, work
     ../shared/data/danmaku), and a model can only beat them by staying close to its train comments.
     Writes W/text_report.md and W/text_report.json; returns the numbers (the greedy samples' at the
     top level)."""
-    from ega_jax import metrics, train     # metrics imports sacrebleu/sklearn, only needed here
-    from ega_jax.data import records       # TFRecords: see _pipeline
-    held_out = train.evaluate(task, jax.jit(task.eval_step), state, jax.random.PRNGKey(1))
+    held_out = evaluate(task, jax.jit(task.eval_step), state, jax.random.PRNGKey(1))
     vocab = load_vocab(data_dir)
     z = jax.random.normal(jax.random.PRNGKey(config.seed), (num_samples, config.text_vae.latent_dim))
     max_len = config.input.max_len
     greedy = [vocab.decode(t) for t in np.asarray(decoding.greedy(state.params, z, max_len))]
     beam_tokens, _ = decoding.beam_search(state.params, z, max_len, beam_size)
     beam = [vocab.decode(t) for t in np.asarray(beam_tokens[:, 0])]
-    train_comments = [c for r in records.read_records(records.find_shards(data_dir, "train")) for c in r["comments"]]
-    test_comments = [c for r in records.read_records(records.find_shards(data_dir, "test")) for c in r["comments"]]
+    train_comments = [c for r in records.read_split(data_dir, "train") for c in r["comments"]]
+    test_comments = [c for r in records.read_split(data_dir, "test") for c in r["comments"]]
     rng = np.random.default_rng(config.seed)
     real = [test_comments[i] for i in rng.choice(len(test_comments), min(num_samples, len(test_comments)),
                                                  replace=False)]

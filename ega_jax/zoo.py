@@ -50,9 +50,9 @@ def by_stage(stage: str) -> ModelEntry | None:
 def load(workdir: str) -> tuple[CommentModel, object]:
     """The trained comment model of a workdir (E-GA main job or a baseline) and its config."""
     config = runs.load_config(workdir)
-    entry = by_stage(config.get("stage"))
+    entry = by_stage(config.stage)
     if entry is None:
-        raise runs.ConfigError(f"{workdir} holds a {config.get('stage')!r} run, not a comment model "
+        raise runs.ConfigError(f"{workdir} holds a {config.stage!r} run, not a comment model "
                          f"(stage {' / '.join(e.stage for e in MODELS.values())})")
     if entry.name == "ega":
         return ega.load(workdir, config), config

@@ -37,3 +37,48 @@ def tiny_world(tmp_path_factory):
                                                     out=str(out), image_size=32, num_shards=2),
                                   log=lambda *_: None)
     return {"root": root, "raw": root / "raw", "built": out, "summary": summary, "world": cfg}
+
+
+def run_main(*args, cwd=REPO):
+    """`python -m ega_jax.main ARGS` run in this process (as flax lm1b's train_test and big_vision's
+    tests call their train loops), without a new interpreter importing jax and TensorFlow again.
+    Returns a subprocess.CompletedProcess (returncode, stdout, stderr) like the command would."""
+    import contextlib
+    import io
+    import os
+    import subprocess
+    import sys
+    import traceback
+
+    from absl import flags, logging
+
+    from ega_jax import main
+
+    out, err = io.StringIO(), io.StringIO()
+    old_cwd, old_argv, verbosity = os.getcwd(), sys.argv, logging.get_verbosity()
+    rc = 0
+    try:
+        os.chdir(cwd)
+        # config_flags reads the --config.* overrides from sys.argv, as `python -m` would have set it.
+        sys.argv = ["ega_jax.main", *args]
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                flags.FLAGS(sys.argv)
+                rc = main.main(["ega_jax.main"]) or 0
+            except flags.Error as e:   # what absl prints for a bad flag, then exit status 1
+                print(f"FATAL Flags parsing error: {e}", file=err)
+                rc = 1
+            except SystemExit as e:
+                rc = e.code if isinstance(e.code, int) else 1
+            except Exception:
+                traceback.print_exc(file=err)
+                rc = 1
+    finally:
+        os.chdir(old_cwd)
+        sys.argv = old_argv
+        # The override flags (--config.a.b) are defined while --config is parsed: drop them for the next run.
+        for name in [n for n in flags.FLAGS if n.startswith("config.")]:
+            delattr(flags.FLAGS, name)
+        flags.FLAGS.unparse_flags()
+        logging.set_verbosity(verbosity)
+    return subprocess.CompletedProcess(["ega_jax.main", *args], rc, out.getvalue(), err.getvalue())

@@ -1,4 +1,4 @@
-"""Run by tests/test_data_parallel.py in a subprocess with 4 forced CPU devices
+"""Run by tests/test_train.py in a subprocess with 4 forced CPU devices
 (XLA_FLAGS=--xla_force_host_platform_device_count=4 must be set before jax is imported).
 
 Trains each stage's real step function through the shared loop twice, on one device and data

@@ -14,10 +14,10 @@ import pytest
 from configs import default, simple_gan as simple_gan_config
 from ega_jax import decoding, losses, zoo
 from ega_jax.baselines import cvae, encdec, simple_gan
-from ega_jax.data.vocab import BOS, EOS, PAD
+from ega_jax.data.vocab import BOS, EOS, PAD, UNK
 from ega_jax.models import baselines as models
 
-from conftest import REPO
+from conftest import REPO, run_main
 
 V, L = 12, 7
 
@@ -89,8 +89,8 @@ def test_soft_rollout_is_a_distribution_and_its_argmax_is_greedy_when_peaked():
     # With a very peaked output layer the soft feedback is one-hot, i.e. greedy decoding.
     sharp = jax.tree_util.tree_map(lambda x: x, params)
     sharp["decoder"]["out"]["kernel"] = params["decoder"]["out"]["kernel"] * 200
-    # (greedy decoding never emits <pad>; the rollout may, as padded real comments do after <eos>)
-    sharp["decoder"]["out"]["bias"] = (params["decoder"]["out"]["bias"] * 200).at[PAD].set(-1e9)
+    # (greedy decoding never emits <pad> or <unk>; the rollout may, as padded real comments do after <eos>)
+    sharp["decoder"]["out"]["bias"] = (params["decoder"]["out"]["bias"] * 200).at[PAD].set(-1e9).at[UNK].set(-1e9)
     soft = np.asarray(jnp.argmax(decoding.soft_rollout(sharp, cond, L), -1))
     hard = np.asarray(decoding.greedy(sharp, cond, L))
     for s, h in zip(soft, hard):
@@ -166,8 +166,7 @@ def _table1_args(w, data_dir):
 @pytest.fixture(scope="module")
 def table1(tiny_world, tmp_path_factory):
     w = tmp_path_factory.mktemp("table1")
-    r = subprocess.run([sys.executable, "-m", "ega_jax.main", *_table1_args(w, tiny_world["built"])],
-                       capture_output=True, text=True, cwd=REPO, timeout=900)
+    r = run_main(*_table1_args(w, tiny_world["built"]))
     return w, r, tiny_world
 
 
@@ -252,9 +251,8 @@ def test_standalone_baseline_trains_its_own_image_vae(tiny_world, tmp_path):
     w = tmp_path / "cvae"
     args = _small("", "stage1.image_vae.") + [
         f"--config.train.{k}={v}" for k, v in dict(num_steps=3, log_every=3, eval_every=3, checkpoint_every=3).items()]
-    r = subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/cvae.py", f"--workdir={w}",
-                        f"--config.data.dir={tiny_world['built']}", "--config.stage1.image_vae.train.num_steps=2",
-                        "--config.score_samples=2", *args], capture_output=True, text=True, cwd=REPO, timeout=600)
+    r = run_main("--config=configs/cvae.py", f"--workdir={w}", f"--config.data.dir={tiny_world['built']}",
+                 "--config.stage1.image_vae.train.num_steps=2", "--config.score_samples=2", *args)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "image_vae: no finished run" in r.stdout and (w / "image_vae" / "FINISHED.json").exists()
     assert json.loads((w / "image_vae" / "config.json").read_text())["optimizer"]["name"] == "sgd"  # the paper's

@@ -27,7 +27,7 @@ def test_summary_accounts_for_every_comment(tiny_world):
 def test_tfrecord_round_trip_equals_processing(tiny_world):
     raw, built = tiny_world["raw"], tiny_world["built"]
     cfg = build.BuildConfig(image_size=32)
-    got = records.read_records(records.find_shards(str(built), "train") + records.find_shards(str(built), "test"))
+    got = records.read_split(str(built), "train", "test")
     expected = []
     for stem in sorted(os.path.splitext(f)[0] for f in os.listdir(raw / "videos")):
         recs, _, _ = build_lib.process_video(stem, str(raw / "videos" / f"{stem}.mp4"),
@@ -62,7 +62,7 @@ def test_split_is_deterministic_and_80_20():
 
 def test_vocab(tiny_world):
     vocab = CharVocab.load(str(tiny_world["built"] / "vocab.json"))
-    train = records.read_records(records.find_shards(str(tiny_world["built"]), "train"))
+    train = records.read_split(str(tiny_world["built"]), "train")
     counts = collections.Counter(ch for r in train for c in r["comments"] for ch in c)
     assert vocab.chars == sorted((c for c, n in counts.items() if n >= 2), key=lambda c: (-counts[c], c))
     assert vocab.counts == [counts[c] for c in vocab.chars]

@@ -11,7 +11,7 @@ from ega_jax.data.vocab import EOS, PAD
 @pytest.fixture(scope="module")
 def data(tiny_world):
     built = str(tiny_world["built"])
-    recs = records.read_records(records.find_shards(built, "train"))
+    recs = records.read_split(built, "train")
     return built, ip.load_vocab(built), recs
 
 
@@ -82,7 +82,7 @@ def test_one_training_epoch_of_pairs_covers_every_comment_once_or_twice(data):
 
 def test_eval_stream_covers_the_split_once_with_a_mask(data, tiny_world):
     built, _, _ = data
-    test = records.read_records(records.find_shards(built, "test"))
+    test = records.read_split(built, "test")
     n_comments = sum(len(r["comments"]) for r in test)
     cfg = ip.PipelineConfig(built, batch_size=16)
     batches = list(ip.batches(cfg, "image_comment", split="test", train=False))

@@ -1,15 +1,14 @@
 import subprocess
 import sys
 
-from conftest import REPO
+from conftest import REPO, run_main
 
 TINY = ["--config.data.world.num_videos=3", "--config.data.world.seconds_per_video=10",
         "--config.data.world.size=32", "--config.data.world.fps=1", "--config.data.build.num_shards=1"]
 
 
 def _main(*args, cwd=REPO):
-    return subprocess.run([sys.executable, "-m", "ega_jax.main", *args], capture_output=True, text=True, cwd=cwd,
-                          timeout=600)
+    return run_main(*args, cwd=cwd)
 
 
 def test_data_job_builds_the_default_then_reuses_it(tmp_path):
@@ -52,7 +51,9 @@ def test_workdir_config_paths_are_absolute_and_configs_load_from_any_directory(t
     and the configs import their bases whatever the current directory is."""
     import json
     args = [f"--config={REPO / 'configs' / 'data.py'}", "--workdir=w", "--config.data.default_root=world", *TINY]
-    r = _main(*args, cwd=tmp_path)
+    # A new interpreter elsewhere: configs/ is found as an installed package, with no sys.path edits.
+    r = subprocess.run([sys.executable, "-m", "ega_jax.main", *args], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     saved = json.loads((tmp_path / "w" / "config.json").read_text())
     assert saved["data"]["default_root"] == str(tmp_path / "world")

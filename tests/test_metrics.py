@@ -188,9 +188,9 @@ def test_on_the_embedded_default_knowing_the_scene_beats_not_knowing_it(default_
     its comments clearly above one that only knows which comments name some scene."""
     from ega_jax import evaluate
     from ega_jax.data import records, world_recipes
-    test = sorted(records.read_records(records.find_shards(default_world, "test")),
+    test = sorted(records.read_split(default_world, "test"),
                   key=lambda r: (r["video_id"], r["keyframe_second"]))
-    train = records.read_records(records.find_shards(default_world, "train"))
+    train = records.read_split(default_world, "train")
     assert len(test) >= 100                                  # enough frames to separate models
     cands = metrics.build_candidates([r["comments"] for r in test], evaluate.ranking_contexts(test, train + test),
                                      [c for r in train for c in r["comments"]], seed=0)

@@ -1,20 +1,18 @@
 import csv
 import json
-import subprocess
-import sys
 
 import pytest
 
 from ega_jax import losses
 from ega_jax.data import build, records
-from conftest import REPO, shared
+from conftest import run_main, shared
 
 
 def test_text_only_dataset_groups_comments_by_time_window(tmp_path):
     src = shared("danmaku", "commentcorelibrary")
     s = build.build_text_dataset(str(src), str(tmp_path), window_seconds=10, log=lambda *_: None)
     assert {x["file"].split("/")[-1] for x in s["skipped"]} == {"no_closing.xml", "syntax_error.xml"}
-    recs = records.read_records(records.find_shards(str(tmp_path), "train") + records.find_shards(str(tmp_path), "test"))
+    recs = records.read_split(str(tmp_path), "train", "test")
     assert len(recs) == s["groups"]["train"] + s["groups"]["test"] > 50
     for r in recs:
         assert len(r["comments"]) >= 2 and r["keyframe_second"] % 10 == 0
@@ -25,12 +23,10 @@ def test_text_only_dataset_groups_comments_by_time_window(tmp_path):
 
 def test_tiny_study_writes_tables_and_plots(tiny_world, tmp_path):
     w = tmp_path / "study"
-    r = subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/mu0_study.py", f"--workdir={w}",
-                        f"--config.data.dir={tiny_world['built']}", "--config.study.num_steps=2",
-                        "--config.study.mu0s=(0.0, 4.0)", "--config.train.batch_size=4",
-                        "--config.text_vae.hidden=16", "--config.text_vae.embed_dim=8",
-                        "--config.text_vae.latent_dim=4", "--config.input.max_len=12", "--config.study.num_samples=3"],
-                       capture_output=True, text=True, cwd=REPO, timeout=600)
+    r = run_main("--config=configs/mu0_study.py", f"--workdir={w}", f"--config.data.dir={tiny_world['built']}",
+                 "--config.study.num_steps=2", "--config.study.mu0s=(0.0, 4.0)", "--config.train.batch_size=4",
+                 "--config.text_vae.hidden=16", "--config.text_vae.embed_dim=8", "--config.text_vae.latent_dim=4",
+                 "--config.input.max_len=12", "--config.study.num_samples=3")
     assert r.returncode == 0, r.stderr[-3000:]
     rows = list(csv.DictReader(open(w / "mu0_results.csv")))
     assert [float(x["mu0"]) for x in rows] == [0.0, 4.0]

@@ -23,7 +23,7 @@ def test_builder_matches_our_build(tiny_world, tmp_path, monkeypatch):
     builder = b.Builder(data_dir=str(tmp_path / "tfds"))
     builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
         manual_dir=str(_manual_dir(tiny_world, tmp_path))))
-    ours = {s: records.read_records(records.find_shards(str(tiny_world["built"]), s)) for s in records.SPLITS}
+    ours = {s: records.read_split(str(tiny_world["built"]), s) for s in records.SPLITS}
     for split in records.SPLITS:
         got = sorted(((ex["video_id"].decode(), int(ex["keyframe_second"]), [c.decode() for c in ex["comments"]])
                       for ex in tfds.as_numpy(builder.as_dataset(split=split))))

@@ -19,7 +19,7 @@ import optax
 from ega_jax import decoding, losses
 from ega_jax.baselines.common import YConditioned, frozen_image_vae, image_comment_streams, with_y
 from ega_jax.comment_model import mc_log_prob, per_frame
-from ega_jax.data.vocab import CharVocab
+from ega_jax.data.vocab import UNK, CharVocab
 from ega_jax.models import baselines as models
 from ega_jax.train import GANState, Task, abstract_init, make_optimizer, restore_latest
 
@@ -137,7 +137,8 @@ class SimpleGANModel(YConditioned):
         decoding strategy does not apply.)"""
         yy = jnp.repeat(jnp.asarray(y), n, axis=0)
         probs = _soft_sentences(self.sg, self.params, yy, rng)
-        return per_frame([self.vocab.decode(t) for t in np.asarray(jnp.argmax(probs, -1))], n)
+        # <unk> is never emitted (decoding.never_emitted); a probability of -1 keeps it from the argmax
+        return per_frame([self.vocab.decode(t) for t in np.asarray(jnp.argmax(probs.at[..., UNK].set(-1.0), -1))], n)
 
     def log_prob_for_features(self, y, tokens, rng):
         """The generator as an autoregressive model (one-hot inputs), averaged over noise draws."""

@@ -200,7 +200,7 @@ def affinity_propagation(features: np.ndarray, damping: float = 0.5, preference:
     dtype: of the message passing. float64 needs ``jax.enable_x64`` and then
       reproduces scikit-learn's computation; float32 (the default, fast on
       accelerators) agrees with it except where float32 rounding decides a
-      near-tie (2 of 48 real-frame problems in tests/test_scd_and_ap.py).
+      near-tie (2 of 48 real-frame problems in tests/test_keyframes.py).
     row_block: rows per cache-sized block of the responsibility update; None takes
       CPU_ROW_BLOCK on a CPU above BLOCKED_FROM points, else the whole matrix (one fused
       kernel on an accelerator).

@@ -113,7 +113,7 @@ def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0,
         raise FileNotFoundError(f"no danmaku files ({', '.join(danmaku.DANMAKU_EXTENSIONS)}) below {danmaku_dir!r}")
     os.makedirs(out, exist_ok=True)
     blank = np.full((8, 8, 3), 128, np.uint8)
-    recs, skipped, drops, seen, repaired, split_files = [], [], {}, 0, 0, {s: [] for s in rec.SPLITS}
+    recs, skipped, drops, seen, repaired, empty, split_files = [], [], {}, 0, 0, 0, {s: [] for s in rec.SPLITS}
     for name, source in sources.items():
         try:
             parsed = danmaku.read(source, cfg.cleaning)
@@ -123,6 +123,7 @@ def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0,
             continue
         seen += parsed.total
         repaired += parsed.repaired_chars
+        empty += parsed.empty_segments
         add_drops(drops, parsed.drops)
         split = rec.split_of(name, cfg.train_fraction)
         split_files[split].append(name)
@@ -146,7 +147,7 @@ def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0,
                "split_by": "file", "split_files": split_files,
                "groups": {s: len(rs) for s, rs in by_split.items()},
                "comments": {"seen": seen, "kept": sum(len(r.comments) for _, r in recs), "repaired_chars": repaired,
-                            **{s: sum(len(r.comments) for r in rs) for s, rs in by_split.items()},
+                            "empty_segments": empty, **{s: sum(len(r.comments) for r in rs) for s, rs in by_split.items()},
                             "dropped": {r: drops.get(r, 0) for r in danmaku_xml.DROP_REASONS}},
                "vocab_size": len(vocab)}
     write_summary(out, summary)

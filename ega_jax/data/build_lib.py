@@ -51,6 +51,7 @@ class VideoStats:
     comments_kept: int = 0
     comments_outside_video: int = 0
     repaired_chars: int = 0       # characters XML 1.0 forbids, removed from the danmaku before parsing
+    empty_segments: int = 0       # protobuf segments of stretches with no comments (valid, 0 comments)
     ap_iterations: int = 0
     ap_converged: bool = True
 
@@ -104,6 +105,7 @@ def process_video(stem: str, video_path: str, source, cfg: BuildConfig):
     labels = controlled_world.read_scene_labels(scenes)
     stats = VideoStats(frames=len(frames), keyframes=len(keyframes), comments_seen=parsed.total,
                        comments_outside_video=outside, repaired_chars=parsed.repaired_chars,
+                       empty_segments=parsed.empty_segments,
                        ap_iterations=ap_result.iterations, ap_converged=ap_result.converged)
     out = []
     for k in keyframes:
@@ -160,6 +162,7 @@ def make_summary(cfg, pairs, unmatched_xml, skipped, totals: VideoStats, drops: 
                       "dropped_too_few_comments": totals.keyframes_without_comments, **keyframes_per_split},
         "comments": {"seen": totals.comments_seen, "kept": totals.comments_kept,
                      "outside_video": totals.comments_outside_video, "repaired_chars": totals.repaired_chars,
+                     "empty_segments": totals.empty_segments,
                      "dropped": {r: drops.get(r, 0) for r in danmaku_xml.DROP_REASONS}, **comments_per_split},
         "affinity_propagation": {"max_iterations": totals.ap_iterations, "all_converged": totals.ap_converged},
         "vocab_size": vocab_size,

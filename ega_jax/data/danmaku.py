@@ -1,16 +1,20 @@
-"""One video's danmaku from whatever Bilibili serves or users keep: XML dumps and protobuf segments.
+"""One video's danmaku from whatever Bilibili serves or users keep: XML dumps, protobuf segments,
+CSV and player JSON exports (danmaku_export.py).
 
 A video's danmaku source is one file or several segments of one video:
 
-  name.xml | name.pb | name.bin | seg.so ...   one file, read by its content (XML if it starts
-                                              with "<", else a protobuf DmSegMobileReply)
+  name.xml | name.pb | name.bin | seg.so | name.csv | name.json ...
+                                              one file, read by its content: XML if it starts
+                                              with "<", JSON if with "[" or "{", else a protobuf
+                                              DmSegMobileReply, else CSV
   name-0.pb, name-1.pb, ...                   the 6-minute segments of one video, in index order
   name/ (a folder of segments or XML files)   the same, as a folder
 
 `find_sources(dir)` maps each name to its source; `read(source)` parses every file of it and
 merges them into one ParseResult (comments in time order, drops, totals and repaired characters
-added up). Files with other extensions or none (.json, .ass, LICENSE, ...) are not danmaku and
-are ignored; among the danmaku extensions the content decides the format.
+added up). Files with other extensions or none (.ass, .txt, LICENSE, ...) and the controlled
+world's ``*.scenes.json`` are not danmaku and are ignored; among the danmaku extensions the content
+decides the format.
 """
 
 from __future__ import annotations
@@ -20,22 +24,32 @@ import os
 import re
 from typing import Union
 
-from ega_jax.data import danmaku_pb, danmaku_xml
+from ega_jax.data import danmaku_export, danmaku_pb, danmaku_xml
 from ega_jax.data.danmaku_xml import CleaningConfig, DanmakuFormatError, ParseResult
 
 XML_EXTENSIONS = (".xml",)
 SEGMENT_EXTENSIONS = (".pb", ".bin", ".so", ".seg", ".proto")
-DANMAKU_EXTENSIONS = XML_EXTENSIONS + SEGMENT_EXTENSIONS
+EXPORT_EXTENSIONS = (".csv", ".json")
+DANMAKU_EXTENSIONS = XML_EXTENSIONS + SEGMENT_EXTENSIONS + EXPORT_EXTENSIONS
+NOT_DANMAKU = (".scenes.json",)     # the controlled world's ground truth beside its XML
 _SEGMENT_INDEX = re.compile(r"^(.*)-(\d+)$")
 
 Source = Union[str, tuple]   # a path, or a tuple of segment paths of one video
 
 
 def parse_bytes(data: bytes, path: str = "<bytes>", cfg: CleaningConfig = CleaningConfig()) -> ParseResult:
-    """XML or a protobuf segment, told apart by content (not by the file's name)."""
+    """XML, a protobuf segment, JSON or CSV, told apart by content (not by the file's name)."""
     head = data[:64].removeprefix(b"\xef\xbb\xbf")
     if head.startswith(b"<") or data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return danmaku_xml.parse_danmaku_bytes(data, path, cfg)
+    if head.lstrip(b" \t\r\n")[:1] in (b"[", b"{"):
+        # JSON ("[" and "{" are no segment's first byte); after a newline it may be a segment (0x0a).
+        try:
+            return danmaku_export.parse_json_bytes(data, path, cfg)
+        except DanmakuFormatError:
+            if head[:1] != b"\n":
+                raise
+            return danmaku_pb.parse_segment_bytes(data, path, cfg)
     if head.lstrip(b" \t\r\n").startswith(b"<"):
         # XML after blank lines, or a segment: its first byte is 0x0a (field 1, a message), and a
         # first elem of 60 bytes makes the next one "<". Whichever reads is the one.
@@ -43,7 +57,28 @@ def parse_bytes(data: bytes, path: str = "<bytes>", cfg: CleaningConfig = Cleani
             return danmaku_pb.parse_segment_bytes(data, path, cfg)
         except DanmakuFormatError:
             return danmaku_xml.parse_danmaku_bytes(data, path, cfg)
-    return danmaku_pb.parse_segment_bytes(data, path, cfg)
+    try:
+        return danmaku_pb.parse_segment_bytes(data, path, cfg)
+    except DanmakuFormatError as pb_error:
+        if not _looks_like_text(data):
+            raise
+        try:
+            return danmaku_export.parse_csv_bytes(data, path, cfg)
+        except DanmakuFormatError as csv_error:
+            raise DanmakuFormatError(path, f"neither XML, JSON, a protobuf segment ({pb_error.problem}) nor "
+                                           f"danmaku CSV ({csv_error.problem})") from None
+
+
+def _looks_like_text(data: bytes) -> bool:
+    """UTF-8 with no control characters but tab and line breaks in its first kilobyte (CSV's first test)."""
+    head = data[:1024]
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3:         # not just a character cut at the kilobyte's end
+            return False
+        text = head[:e.start].decode("utf-8")
+    return all(c >= " " or c in "\t\r\n" for c in text)
 
 
 def parse_file(path: str, cfg: CleaningConfig = CleaningConfig()) -> ParseResult:
@@ -72,15 +107,16 @@ def files_of(source: Source) -> list[str]:
 def read(source: Source, cfg: CleaningConfig = CleaningConfig()) -> ParseResult:
     """Every file of a source, merged. One unreadable segment fails the source (its file is named):
     a video with a missing 6-minute stretch would silently train on the wrong seconds."""
-    comments, drops, total, repaired = [], collections.Counter(), 0, 0
+    comments, drops, total, repaired, empty = [], collections.Counter(), 0, 0, 0
     for path in files_of(source):
         r = parse_file(path, cfg)
         comments += r.comments
         drops.update(r.drops)
         total += r.total
         repaired += r.repaired_chars
+        empty += r.empty_segments
     comments.sort(key=lambda c: c.time)
-    return ParseResult(comments=comments, drops=drops, total=total, repaired_chars=repaired)
+    return ParseResult(comments=comments, drops=drops, total=total, repaired_chars=repaired, empty_segments=empty)
 
 
 def describe(source: Source) -> str:
@@ -89,7 +125,7 @@ def describe(source: Source) -> str:
 
 
 def _is_danmaku_name(name: str) -> bool:
-    if name.startswith("."):
+    if name.startswith(".") or name.lower().endswith(NOT_DANMAKU):
         return False
     return os.path.splitext(name)[1].lower() in DANMAKU_EXTENSIONS
 

@@ -4,7 +4,10 @@ protobuf dependency.
 Bilibili's current API serves a video's danmaku as 6-minute segments (``seg.so``, ``*.bin``).
 Their schema, as far as comments go::
 
-    message DmSegMobileReply { repeated DanmakuElem elems = 1; ... }
+    message DmSegMobileReply {
+      repeated DanmakuElem elems = 1;
+      int32 state = 2; DanmakuAIFlag ai_flag = 3; ...  // 4, 5: colourful-danmaku sources (JSON, messages)
+    }
     message DanmakuElem {
       int64 id = 1; int32 progress = 2;  // ms
       int32 mode = 3; int32 fontsize = 4; uint32 color = 5; string midHash = 6;
@@ -16,7 +19,11 @@ The wire format is small enough to decode here (varints and length-delimited fie
 fields are skipped as protobuf says), which keeps the data build free of generated code. The
 decoder is strict: a wrong wire type for a known field, a length running past the end or a
 string that is not UTF-8 is a per-file error, so a file that is not a segment is not read as
-one by accident. Cleaning and drop reasons are the XML reader's (danmaku_xml.clean_text).
+one by accident. A 6-minute stretch with no comments is served as a segment with no elems but
+other fields (its state, colour-gradient sources): that is a valid segment of 0 comments
+(``ParseResult.empty_segments``), as long as every field is one a DmSegMobileReply has, with its
+wire type, and its messages are well formed. Cleaning and drop reasons are the XML reader's
+(danmaku_xml.clean_text).
 """
 
 from __future__ import annotations
@@ -116,15 +123,43 @@ def decode_elem(buf: bytes, index: int = 0) -> dict:
     return out
 
 
+# DmSegMobileReply's fields other than elems (1): number -> (name, wire type). Bilibili fills them
+# in segments of stretches without comments too.
+REPLY_FIELDS = {2: ("state", VARINT), 3: ("ai_flag", LENGTH), 4: ("colorful_src", LENGTH), 5: ("colorful", LENGTH)}
+
+
 def decode_segment(data: bytes) -> list[dict]:
     """A DmSegMobileReply -> its elems as dicts. Raises ValueError on anything not a segment."""
-    elems = []
+    elems, other = [], []
     for number, wire, value in _fields(data):
         if number == 1:
             if wire != LENGTH:
                 raise _WireError(f"DmSegMobileReply.elems has wire type {wire}")
             elems.append(decode_elem(value, len(elems)))
+        else:
+            other.append((number, wire, value))
+    if not elems:
+        # No comment to vouch for the bytes: every field must be one of the reply's own, well formed.
+        for number, wire, value in other:
+            if number not in REPLY_FIELDS:
+                raise _WireError(f"field {number} is not a DmSegMobileReply field, and there are no elems")
+            name, want = REPLY_FIELDS[number]
+            if wire != want:
+                raise _WireError(f"DmSegMobileReply.{name} has wire type {wire}")
+            if wire == LENGTH and not _is_text(value):
+                try:
+                    list(_fields(value))
+                except _WireError as e:
+                    raise _WireError(f"DmSegMobileReply.{name} is neither text nor a message ({e})") from None
     return elems
+
+
+def _is_text(value: bytes) -> bool:
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return text.isprintable() or all(c.isprintable() or c in "\t\r\n" for c in text)
 
 
 def parse_segment_bytes(data: bytes, path: str = "<bytes>", cfg: CleaningConfig = CleaningConfig()) -> ParseResult:
@@ -133,8 +168,6 @@ def parse_segment_bytes(data: bytes, path: str = "<bytes>", cfg: CleaningConfig 
         elems = decode_segment(data)
     except _WireError as e:
         raise DanmakuFormatError(path, f"not a Bilibili protobuf danmaku segment (DmSegMobileReply): {e}") from None
-    if data and not elems:
-        raise DanmakuFormatError(path, "not a Bilibili protobuf danmaku segment: it holds no DanmakuElem (field 1)")
     comments, drops = [], collections.Counter()
     for e in elems:
         if e["mode"] not in KEPT_MODES:
@@ -151,7 +184,7 @@ def parse_segment_bytes(data: bytes, path: str = "<bytes>", cfg: CleaningConfig 
                                 color=e["color"], timestamp=e["ctime"], pool=e["pool"], user=e["midHash"],
                                 row_id=e["idStr"] or str(e["id"])))
     comments.sort(key=lambda c: c.time)
-    return ParseResult(comments=comments, drops=drops, total=len(elems))
+    return ParseResult(comments=comments, drops=drops, total=len(elems), empty_segments=int(not elems))
 
 
 # ---------------------------------------------------------------------------------------------

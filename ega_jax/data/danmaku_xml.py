@@ -82,6 +82,7 @@ class ParseResult:
     drops: collections.Counter
     total: int           # number of <d> elements (or protobuf elems) seen
     repaired_chars: int = 0   # characters XML 1.0 forbids, removed before parsing
+    empty_segments: int = 0   # protobuf segments of a stretch with no comments (no elems, only other fields)
 
     @property
     def kept(self) -> int:
@@ -208,7 +209,7 @@ def _parse_tree(path: str, data: bytes) -> tuple[ET.Element, int]:
         raise DanmakuFormatError(path, f"malformed XML at line {line}, column {col}: {e.msg if hasattr(e, 'msg') else e}") from None
 
 
-def _parse_p(p: str, oid_layout: bool) -> dict:
+def parse_p(p: str, oid_layout: bool) -> dict:
     f = p.split(",")
     if oid_layout:
         if len(f) < 9:
@@ -221,6 +222,22 @@ def _parse_p(p: str, oid_layout: bool) -> dict:
                 timestamp=int(f[4]), pool=int(f[5]), user=f[6], row_id=f[7])
 
 
+def keep_comment(attrs: dict, raw_text: str, cfg: CleaningConfig, drops: collections.Counter) -> Comment | None:
+    """One comment's attributes (time s, mode, size, color, timestamp, pool, user, row_id) and raw text
+    -> the cleaned Comment, or None with its drop reason counted. Every format's reader uses it."""
+    if attrs["mode"] not in KEPT_MODES:
+        drops[{7: "positioned", 8: "script"}.get(attrs["mode"], "other_mode")] += 1
+        return None
+    if not (attrs["time"] >= 0.0):  # also rejects NaN
+        drops["bad_attributes"] += 1
+        return None
+    text, reason = clean_text(raw_text or "", cfg)
+    if reason:
+        drops[reason] += 1
+        return None
+    return Comment(text=text, **attrs)
+
+
 def parse_danmaku_bytes(data: bytes, path: str = "<bytes>",
                         cfg: CleaningConfig = CleaningConfig()) -> ParseResult:
     root, repaired = _parse_tree(path, data)
@@ -231,21 +248,13 @@ def parse_danmaku_bytes(data: bytes, path: str = "<bytes>",
     for d in root.iter("d"):
         total += 1
         try:
-            attrs = _parse_p(d.get("p", ""), oid_layout)
+            attrs = parse_p(d.get("p", ""), oid_layout)
         except ValueError:
             drops["bad_attributes"] += 1
             continue
-        if attrs["mode"] not in KEPT_MODES:
-            drops[{7: "positioned", 8: "script"}.get(attrs["mode"], "other_mode")] += 1
-            continue
-        if not (attrs["time"] >= 0.0):  # also rejects NaN
-            drops["bad_attributes"] += 1
-            continue
-        text, reason = clean_text(d.text or "", cfg)
-        if reason:
-            drops[reason] += 1
-            continue
-        comments.append(Comment(text=text, **attrs))
+        comment = keep_comment(attrs, d.text, cfg, drops)
+        if comment is not None:
+            comments.append(comment)
     comments.sort(key=lambda c: c.time)
     return ParseResult(comments=comments, drops=drops, total=total, repaired_chars=repaired)
 

@@ -129,3 +129,9 @@ def read_records(paths: Iterable[str]) -> list[dict]:
             "scene": ex["scene"].numpy().decode(),
         })
     return out
+
+
+
+def read_split(directory: str, *splits: str) -> list[dict]:
+    """Every record of a built dataset's splits (in order), read eagerly: read_records(find_shards(...))."""
+    return read_records([p for split in splits for p in find_shards(directory, split)])

@@ -7,7 +7,7 @@ reference extractor (the XM):
 2. Each bin's share ``p`` of the pixels is quantised non-linearly to 4 bits as the reference
    extractor does: ``round(15 * (min(p, P_SAT) / P_SAT) ** 0.4)`` with P_SAT = 0.4, so shares
    of 0.4 and more saturate at 15 and small shares get the finest steps
-   (``bin_quantiser``; hand-derived values are in tests/test_scd_and_ap.py).
+   (``bin_quantiser``; hand-derived values are in tests/test_keyframes.py).
 3. The standard's Haar transform over the 16x4x4 histogram, unnormalised (sums and
    differences, so everything stays integer), in the standard's order: halve H (16->8),
    then S (4->2), then V (4->2), then H (8->4). The coefficients are laid out coarse to fine:

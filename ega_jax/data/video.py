@@ -27,6 +27,8 @@ import av
 import numpy as np
 from PIL import Image
 
+from ega_jax.data.resize import resize_frame
+
 VIDEO_EXTENSIONS = (".mp4", ".webm", ".mkv", ".avi", ".mov", ".flv", ".m4v")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 INDEX_FILE = "index.csv"
@@ -88,7 +90,7 @@ def frames_at_each_second(path: str, size: tuple[int, int] = (64, 64),
             second = next_second
             if max_seconds is not None and second >= max_seconds:
                 break
-            frames.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
+            frames.append(resize_frame(frame.to_ndarray(format="rgb24"), (width, height)))
             seconds.append(second)
             next_second = max(second, math.floor(t + 1e-6)) + 1
     except VideoDecodeError:
@@ -194,7 +196,7 @@ def frames_from_folder(folder: str, size: tuple[int, int] = (64, 64),
         path = os.path.join(folder, files[i])
         try:
             with Image.open(path) as im:
-                frames.append(np.asarray(im.convert("RGB").resize((width, height), Image.BICUBIC)))
+                frames.append(resize_frame(im, (width, height)))
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise VideoDecodeError(folder, f"frame {files[i]} cannot be read as an image ({e})") from None
     t = times[keep]

@@ -23,7 +23,7 @@ def run(config, workdir: str, log=print) -> int:
     train.train_and_evaluate(task, config.train, workdir, config.seed, log)
     runs.mark_finished(workdir, config.stage, config.train.num_steps, data_dir)
     model = entry.module.load(workdir, config, vocab)
-    test = sorted(records.read_records(records.find_shards(data_dir, "test")),
+    test = sorted(records.read_split(data_dir, "test"),
                   key=lambda r: (r["video_id"], r["keyframe_second"]))[:6]
     g = config.generate
     texts = model.comments(np.stack([r["image"] for r in test]), 5, jax.random.PRNGKey(config.seed),

@@ -14,7 +14,7 @@ def run(config, workdir: str) -> int:
     data_dir = runs.resolve_dataset(config)
     with open(os.path.join(data_dir, "summary.json"), encoding="utf-8") as f:
         summary = json.load(f)
-    test = records.read_records(records.find_shards(data_dir, "test"))
+    test = records.read_split(data_dir, "test")
     test.sort(key=lambda r: (r["video_id"], r["keyframe_second"]))
     sheet = os.path.join(workdir, "test_keyframes.png")
     reports.contact_sheet(test, sheet)

@@ -15,24 +15,24 @@ from ega_jax.jobs import vae as vae_job
 
 def frozen_stage1_and_pairs(config, workdir: str):
     """What stage 2 starts from: the dataset, the stage-1 prerequisites (trained if missing), frozen,
-    and every (mu_v, mu_s) pair of both splits. Returns (s1, train pairs, test pairs, stage dirs)."""
+    and every (mu_v, mu_s) pair of both splits. Returns (frozen VAEs, train pairs, test pairs, stage dirs)."""
     data_dir = runs.resolve_dataset(config)
     dirs = runs.ega_stage_dirs(config, workdir)
     vae_job.ensure_prerequisite(config, "image_vae", dirs[0])
     vae_job.ensure_prerequisite(config, "text_vae", dirs[1])
-    s1 = vae.load_frozen_vaes(dirs[0], dirs[1])
-    return s1, ega.encode_split(s1, data_dir, "train"), ega.encode_split(s1, data_dir, "test"), dirs
+    frozen = vae.load_frozen_vaes(dirs[0], dirs[1])
+    return frozen, ega.encode_split(frozen, data_dir, "train"), ega.encode_split(frozen, data_dir, "test"), dirs
 
 
 def run(config, workdir: str) -> int:
     t0 = time.time()
-    s1, train_pairs, test_pairs, (image_dir, text_dir, gan_dir) = frozen_stage1_and_pairs(config, workdir)
+    frozen, train_pairs, test_pairs, (image_dir, text_dir, gan_dir) = frozen_stage1_and_pairs(config, workdir)
     print(f"gan: {len(train_pairs.h_s)} real (mu_v, mu_s) pairs from {len(train_pairs.frames)} train key frames, "
           f"{len(test_pairs.h_s)} test pairs; stage-1 models frozen")
-    task, gan = ega.gan_task(config, s1, train_pairs, test_pairs)
+    task, gan = ega.gan_task(config, frozen, train_pairs, test_pairs)
     state = train.train_and_evaluate(task, config.gan_train, gan_dir, config.seed)
     g = config.generate
-    model = ega.model_for(s1, gan, state, g)
+    model = ega.model_for(frozen, gan, state, g)
     frames = test_pairs.frames
     comments = model.comments_for_features(test_pairs.frame_h_v, g.num_per_frame, jax.random.PRNGKey(config.seed),
                                            strategy=g.strategy, temperature=g.temperature, top_k=g.top_k,

@@ -42,7 +42,7 @@ def _sources(config, workdir):
 
 
 def _sample_texts(data_dir, n, seed):
-    test = records.read_records(records.find_shards(data_dir, "test"))
+    test = records.read_split(data_dir, "test")
     pool = sorted({c for r in test for c in r["comments"] if 2 <= len(c) <= 16})
     rng = np.random.default_rng(seed)
     return [pool[i] for i in rng.choice(len(pool), size=min(n, len(pool)), replace=False)]

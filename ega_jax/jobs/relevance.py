@@ -32,21 +32,19 @@ from ega_jax.data import world_recipes
 from ega_jax.jobs import ega as ega_job
 
 
-def parse_overrides(overrides: str) -> dict[str, str]:
-    """"a.b=value; c.d=value" -> {"a.b": "value", "c.d": "value"} (values not yet evaluated)."""
+def parse_overrides(overrides: str) -> dict:
+    """"a.b=value; c.d=value" -> {"a.b": value, "c.d": value}, each value a Python literal."""
     items = (x.split("=", 1) for x in (y.strip() for y in overrides.split(";")) if x)
-    return {key.strip(): value.strip() for key, value in items}
+    return {key.strip(): ast.literal_eval(value.strip()) for key, value in items}
 
 
 def apply_overrides(config: ml_collections.ConfigDict, overrides: str) -> ml_collections.ConfigDict:
-    """A copy of config with "a.b=value; c.d=value" applied (values are Python literals)."""
+    """A copy of config with "a.b=value; c.d=value" applied (ConfigDict.update_from_flattened_dict:
+    an unknown field is an error)."""
     out = ml_collections.ConfigDict(copy.deepcopy(config.to_dict()))
-    for key, value in parse_overrides(overrides).items():
-        *path, leaf = key.split(".")
-        node = out
-        for p in path:
-            node = node[p]
-        node[leaf] = ast.literal_eval(value)
+    out.lock()   # locked: update_from_flattened_dict refuses a field the config does not have
+    out.update_from_flattened_dict(parse_overrides(overrides))
+    out.unlock()
     return out
 
 
@@ -66,23 +64,23 @@ def score(frames, comments, vocabulary, lexicons) -> dict:
 
 def run(config, workdir: str) -> int:
     t0 = time.time()
-    only = [x.strip() for x in config.study.get("only", "").split(",") if x.strip()]
+    only = [x.strip() for x in config.study.only.split(",") if x.strip()]
     unknown = sorted(set(only) - set(config.study.variants))
     if unknown:
         raise runs.ConfigError(f"study.only names {unknown}, not in study.variants ({sorted(config.study.variants)})")
-    selections = dict(config.study.get("selections", {"as configured": ""}))
+    selections = dict(config.study.selections)
     for selection, chosen_by in selections.items():
         bad = [k for k in parse_overrides(chosen_by) if not k.startswith("generate.")]
         if bad:
             raise runs.ConfigError(f"study.selections[{selection!r}] sets {bad}: a selection may set generate.* only")
         ega.selection_settings(apply_overrides(config, chosen_by).generate)
-    s1, train_pairs, test_pairs, _ = ega_job.frozen_stage1_and_pairs(config, workdir)
+    frozen, train_pairs, test_pairs, _ = ega_job.frozen_stage1_and_pairs(config, workdir)
     if not all(r["scene"] for r in test_pairs.frames):
         raise runs.ConfigError("the relevance study needs scene labels: run it on the controlled world")
     lex = world_recipes.LEXICONS
     vocabulary = metrics.train_ngrams([c for r in train_pairs.frames for c in r["comments"]])
     n, seed = config.generate.num_per_frame, config.seed
-    decode = lambda z: decode_texts(s1.text_params, s1.vocab, s1.max_len, z, "greedy")
+    decode = lambda z: decode_texts(frozen.text_params, frozen.vocab, frozen.max_len, z, "greedy")
     rng = np.random.default_rng(seed)
 
     # Probes: is the scene in mu_v, in mu_s, and does psi_s keep it?
@@ -129,13 +127,13 @@ def run(config, workdir: str) -> int:
         c = apply_overrides(config, overrides)
         if "gan_train.num_steps" not in parse_overrides(overrides):      # a variant may name its own length
             c.gan_train.num_steps = config.study.steps
-        task, gan = ega.gan_task(c, s1, train_pairs, test_pairs)
+        task, gan = ega.gan_task(c, frozen, train_pairs, test_pairs)
         t1 = time.time()
         state = train.train_and_evaluate(task, c.gan_train, os.path.join(workdir, "variants", name), c.seed,
                                          log=lambda *_: None)
         seconds = round(time.time() - t1)
         for selection, chosen_by in selections.items():
-            model = ega.model_for(s1, gan, state, apply_overrides(c, chosen_by).generate)
+            model = ega.model_for(frozen, gan, state, apply_overrides(c, chosen_by).generate)
             comments = model.comments_for_features(test_pairs.frame_h_v, n, jax.random.PRNGKey(seed),
                                                    strategy="greedy")
             rows.append({"variant": name, "selection": selection, "overrides": overrides, "steps": c.gan_train.num_steps,

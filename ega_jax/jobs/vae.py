@@ -51,8 +51,8 @@ def ensure_prerequisite(parent, stage: str, stage_dir: str, log=print) -> None:
     sub.stage = stage
     sub.seed = parent.seed
     sub.data = parent.data.to_dict()
-    parent_train = parent.get("gan_train") or parent.train
-    sub.train.data_parallel = sub.train.data_parallel or parent_train.get("data_parallel", False)
+    parent_train = parent.gan_train if "gan_train" in parent else parent.train
+    sub.train.data_parallel = sub.train.data_parallel or parent_train.data_parallel
     log(f"{stage}: no finished run in {stage_dir}; training it ({sub.train.num_steps} steps)")
     runs.save_config(sub, stage_dir)
     run(sub, stage_dir)

@@ -367,7 +367,3 @@ class Store:
         return {"models": recall, "kappa": fleiss_kappa(list(per_item.values())),
                 "items_with_2_or_more_raters": sum(sum(c) >= 2 for c in per_item.values()),
                 "raters": [{"name": n, "labels": c, "fake": f, "pages": p} for n, c, f, p in raters]}
-
-
-def recall_by_model(workdir: str) -> dict:
-    return Store(db_path(workdir)).results()["models"]

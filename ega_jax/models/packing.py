@@ -1,5 +1,9 @@
 """Packed sequences: a batch's real characters only, in the order a GRU consumes them.
 
+CPU only: the sentence VAE's train step packs on the backends in text_vae.packed_backends (default
+("cpu",), where it is 1.3-1.7x the padded step); on a GPU or TPU the step is the plain padded one at
+full width, which is faster there (ega_jax/vae.py: text_step_layout; benchmarks/RESULTS.md).
+
 A padded (B, T) batch of danmaku is mostly padding: comments are ~10 characters and a batch is as
 wide as its longest. PyTorch's ``pack_padded_sequence`` (and cuDNN) avoid it; this is the same
 layout with static shapes, so it jits:

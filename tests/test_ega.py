@@ -17,7 +17,7 @@ from ega_jax import ega, metrics, vae
 from ega_jax.data import ass, danmaku_xml, video
 from ega_jax.data.danmaku_xml import Comment
 from ega_jax.models.wgan import Critic
-from conftest import REPO
+from conftest import REPO, run_main
 
 
 def _gan(penalty="clip", n_critic=3, noise=4, lr=1e-3):
@@ -250,8 +250,7 @@ TINY = [f"--config.stage1.{stage}.{setting}" for stage in ("image_vae", "text_va
 
 
 def _main(*args):
-    return subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/gan.py", *args, *TINY],
-                          capture_output=True, text=True, cwd=REPO, timeout=900)
+    return run_main("--config=configs/gan.py", *args, *TINY)
 
 
 @pytest.fixture(scope="module")
@@ -370,7 +369,7 @@ def test_decoded_score_judges_the_comment_that_is_shown(main_run):
     w = main_run[0]
     config = ml_collections.ConfigDict(json.loads((w / "config.json").read_text()))
     base = ega.load(str(w), config)
-    frame_h_v = np.random.default_rng(0).normal(size=(3, base.s1.image_model.latent_dim)).astype(np.float32)
+    frame_h_v = np.random.default_rng(0).normal(size=(3, base.frozen.image_model.latent_dim)).astype(np.float32)
     for score in ("decoded", "latent"):
         model = dataclasses.replace(base, candidates=4, overlap_penalty=0.0, score=score)
         seen = {}
@@ -390,7 +389,7 @@ def test_decoded_score_judges_the_comment_that_is_shown(main_run):
                 mock.patch.object(ega.EGAModel, "critic_scores", spy_critic):
             comments = model.comments_for_features(frame_h_v, 2, jax.random.PRNGKey(0))
         texts = seen["texts"]
-        expected = base.s1.encode_texts(texts) if score == "decoded" else seen["h_s"]
+        expected = base.frozen.encode_texts(texts) if score == "decoded" else seen["h_s"]
         np.testing.assert_allclose(seen["judged"], expected, rtol=1e-5, atol=1e-5)
         for f, (shown, scores) in enumerate(zip(comments, seen["scores"])):
             ranked = [texts[8 * f + i] for i in np.argsort(-scores, kind="stable")[:2]]
@@ -406,11 +405,9 @@ def test_relevance_study_runs_probes_bounds_and_variants(main_run, tmp_path):
     """configs/relevance.py on the main job's frozen VAEs: probes, both bounds, one row per variant."""
     w, _, tiny_world = main_run
     args = [a for a in TINY if not a.startswith("--config.stage1.")]
-    r = subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/relevance.py", f"--workdir={tmp_path}",
-                        f"--config.data.dir={tiny_world['built']}", f"--config.stage1.image_vae_dir={w / 'image_vae'}",
-                        f"--config.stage1.text_vae_dir={w / 'text_vae'}", "--config.study.steps=2",
-                        "--config.study.only=clip,gp_mm08to0,gp_mm08_ms3_lr3e4_nc2", *args],
-                       capture_output=True, text=True, cwd=REPO, timeout=900)
+    r = run_main("--config=configs/relevance.py", f"--workdir={tmp_path}", f"--config.data.dir={tiny_world['built']}",
+                 f"--config.stage1.image_vae_dir={w / 'image_vae'}", f"--config.stage1.text_vae_dir={w / 'text_vae'}",
+                 "--config.study.steps=2", "--config.study.only=clip,gp_mm08to0,gp_mm08_ms3_lr3e4_nc2", *args)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "image_vae: finished run found" in r.stdout                  # the frozen VAEs were reused
     rows = list(csv.DictReader(open(tmp_path / "relevance.csv", encoding="utf-8")))
@@ -425,14 +422,12 @@ def test_relevance_study_runs_probes_bounds_and_variants(main_run, tmp_path):
     for x in rows:
         assert 0.0 <= float(x["relation"]) <= 1.0 and 0.0 <= float(x["fluency"]) <= 1.0
     assert "scene from mu_v" in (tmp_path / "relevance.md").read_text(encoding="utf-8")
-    bad = subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/relevance.py",
-                          f"--workdir={tmp_path / 'bad'}", f"--config.data.dir={tiny_world['built']}",
-                          "--config.study.only=nope", *args], capture_output=True, text=True, cwd=REPO, timeout=900)
+    bad = run_main("--config=configs/relevance.py", f"--workdir={tmp_path / 'bad'}",
+                   f"--config.data.dir={tiny_world['built']}", "--config.study.only=nope", *args)
     assert bad.returncode != 0 and "study.only names ['nope']" in bad.stderr
-    bad = subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/relevance.py",
-                          f"--workdir={tmp_path / 'bad2'}", f"--config.data.dir={tiny_world['built']}",
-                          "--config.study.selections.one_draw=gan.mismatch=0.1", *args],
-                         capture_output=True, text=True, cwd=REPO, timeout=900)
+    bad = run_main("--config=configs/relevance.py", f"--workdir={tmp_path / 'bad2'}",
+                   f"--config.data.dir={tiny_world['built']}", "--config.study.selections.one_draw=gan.mismatch=0.1",
+                   *args)
     assert bad.returncode != 0 and "may set generate.* only" in bad.stderr
 
 
@@ -451,9 +446,8 @@ def test_main_job_on_the_real_pair_with_a_real_text_model(tmp_path):
     text = tmp_path / "text_vae"
     tiny_text = [a.replace("--config.stage1.text_vae.", "--config.") for a in TINY
                  if a.startswith("--config.stage1.text_vae.")]
-    r = subprocess.run([sys.executable, "-m", "ega_jax.main", "--config=configs/text_vae_real.py", f"--workdir={text}",
-                        f"--config.data.danmaku_only={real}", f"--config.data.dir={tmp_path / 'text_data'}",
-                        *tiny_text], capture_output=True, text=True, cwd=REPO, timeout=900)
+    r = run_main("--config=configs/text_vae_real.py", f"--workdir={text}", f"--config.data.danmaku_only={real}",
+                 f"--config.data.dir={tmp_path / 'text_data'}", *tiny_text)
     assert r.returncode == 0, r.stderr[-3000:]
     report = json.loads((text / "text_report.json").read_text(encoding="utf-8"))
     assert report["samples"] == 1000 and 0 <= report["fluency"] <= 1 and report["held_out_nll_per_char"] > 0
