@@ -371,11 +371,15 @@ def text_model_report(task: Task, state: TrainState, config, data_dir: str, work
             if v is not None]
     with open(os.path.join(workdir, "text_report.md"), "w", encoding="utf-8") as f:
         f.write(f"# Sentence VAE as a model of danmaku ({data_dir})\n\n"
-                f"Held-out NLL per character (the test split): {reports.fmt(out['held_out_nll_per_char'])}. "
+                f"Held-out reconstruction NLL per character (the test split; from one posterior sample, "
+                f"without the KL term: not a likelihood, and not comparable across latent sizes; "
+                f"`python -m ega_jax.text_score` gives the importance-weighted bound): "
+                f"{reports.fmt(out['held_out_nll_per_char'])}. "
                 f"Samples: z ~ N(0, I), decoded greedily and with a beam of {beam_size}; diversity in groups of "
-                f"{group}. Fluency counts character n-grams seen in the {len(train_comments)} train comments, "
-                "so the held-out real comments show what unseen human text scores; a verbatim train comment "
-                "scores 1, and new_fluency is the fluency of the comments that are not one.\n\n"
+                f"{group}. Fluency is the paper's metric: the share of a comment's character n-grams seen in "
+                f"the {len(train_comments)} train comments. It rewards staying close to the train comments (a "
+                "verbatim copy scores 1), so the held-out real comments show what unseen human text scores, "
+                "and new_fluency is the fluency of the comments that are not copies.\n\n"
                 + reports.markdown_table(rows) + "\n## 20 samples (greedy)\n\n"
                 + "".join(f"{i + 1}. {t}\n" for i, t in enumerate(greedy[:20]))
                 + f"\n## 20 samples (beam {beam_size})\n\n"

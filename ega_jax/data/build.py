@@ -96,6 +96,10 @@ def build_dataset(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict:
     return summary
 
 
+# Text-only datasets: whole files train / validation / test at train_fraction / this / the rest.
+TEXT_VALIDATION_FRACTION = 0.1
+
+
 def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0, cfg: BuildConfig | None = None,
                        log: Callable[[str], None] = print) -> dict:
     """A text-only dataset from danmaku alone: every XML file, protobuf segment or segment set
@@ -104,8 +108,8 @@ def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0,
     Without video there are no key frames; following the paper's temporal correlation
     assumption, the comments of one file within the same `window_seconds` stand in for those
     of one key frame. Records carry a blank 8x8 placeholder image and keyframe_second = the
-    window's start. Train and test are split by file, so test comments come from videos the
-    model never saw.
+    window's start. Train, validation and test are split by file (80 / 10 / 10 at the default
+    train_fraction), so validation and test comments come from videos the model never saw.
     """
     cfg = cfg or BuildConfig()
     sources = danmaku.walk_sources(danmaku_dir)
@@ -113,7 +117,8 @@ def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0,
         raise FileNotFoundError(f"no danmaku files ({', '.join(danmaku.DANMAKU_EXTENSIONS)}) below {danmaku_dir!r}")
     os.makedirs(out, exist_ok=True)
     blank = np.full((8, 8, 3), 128, np.uint8)
-    recs, skipped, drops, seen, repaired, empty, split_files = [], [], {}, 0, 0, 0, {s: [] for s in rec.SPLITS}
+    splits = rec.TEXT_SPLITS
+    recs, skipped, drops, seen, repaired, empty, split_files = [], [], {}, 0, 0, 0, {s: [] for s in splits}
     for name, source in sources.items():
         try:
             parsed = danmaku.read(source, cfg.cleaning)
@@ -125,7 +130,7 @@ def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0,
         repaired += parsed.repaired_chars
         empty += parsed.empty_segments
         add_drops(drops, parsed.drops)
-        split = rec.split_of(name, cfg.train_fraction)
+        split = rec.split_of(name, cfg.train_fraction, TEXT_VALIDATION_FRACTION)
         split_files[split].append(name)
         groups: dict[int, list] = {}
         for c in parsed.comments:
@@ -138,13 +143,16 @@ def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0,
                                                        list(range(start, int(start + window_seconds))))))
     if not recs:
         raise RuntimeError(f"no comment groups could be built from {danmaku_dir!r}")
-    by_split = {s: [r for split, r in recs if split == s] for s in rec.SPLITS}
+    by_split = {s: [r for split, r in recs if split == s] for s in splits}
     for split, rs in by_split.items():
         rec.write_shards(rs, out, split, cfg.num_shards)
     vocab = CharVocab.build((c for r in by_split["train"] for c in r.comments), cfg.vocab_min_count)
     vocab.save(os.path.join(out, "vocab.json"))
     summary = {"text_only": True, "window_seconds": window_seconds, "files": len(sources), "skipped": skipped,
-               "split_by": "file", "split_files": split_files,
+               "split_by": "file", "split_fractions": {"train": cfg.train_fraction,
+                                                       "validation": TEXT_VALIDATION_FRACTION,
+                                                       "test": 1 - cfg.train_fraction - TEXT_VALIDATION_FRACTION},
+               "split_files": split_files,
                "groups": {s: len(rs) for s, rs in by_split.items()},
                "comments": {"seen": seen, "kept": sum(len(r.comments) for _, r in recs), "repaired_chars": repaired,
                             "empty_segments": empty, **{s: sum(len(r.comments) for r in rs) for s, rs in by_split.items()},
@@ -152,7 +160,8 @@ def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0,
                "vocab_size": len(vocab)}
     write_summary(out, summary)
     log(f"text-only dataset: {len(recs)} groups of comments ({summary['comments']['kept']} comments; "
-        f"{len(split_files['train'])} train / {len(split_files['test'])} test files) from "
+        f"{len(split_files['train'])} train / {len(split_files['validation'])} validation / "
+        f"{len(split_files['test'])} test files) from "
         f"{len(sources) - len(skipped)} sources, vocab {len(vocab)} -> {out}"
         + (f"; {len(skipped)} SKIPPED" if skipped else ""))
     return summary

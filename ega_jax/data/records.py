@@ -22,6 +22,8 @@ import numpy as np
 from PIL import Image
 
 SPLITS = ("train", "test")
+# Text-only datasets (data.build --danmaku_only) also hold a validation split of whole files.
+TEXT_SPLITS = ("train", "validation", "test")
 
 
 @dataclasses.dataclass
@@ -39,10 +41,14 @@ class KeyframeRecord:
         return f"{self.video_id}:{self.keyframe_second}"
 
 
-def split_of(key: str, train_fraction: float = 0.8) -> str:
-    """Deterministic train/test assignment of a key frame, independent of the rest of the data."""
+def split_of(key: str, train_fraction: float = 0.8, validation_fraction: float = 0.0) -> str:
+    """Deterministic train / validation / test assignment of a key (a key frame, or a whole file),
+    independent of the rest of the data: a hash bucket below train_fraction is train, the next
+    validation_fraction validation, the rest test (so a validation split takes from test only)."""
     bucket = int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2.0**64
-    return "train" if bucket < train_fraction else "test"
+    if bucket < train_fraction:
+        return "train"
+    return "validation" if bucket < train_fraction + validation_fraction else "test"
 
 
 def encode_jpeg(image: np.ndarray, quality: int = 95) -> bytes:
@@ -88,8 +94,8 @@ def shard_paths(directory: str, split: str, num_shards: int) -> list[str]:
 
 
 def find_shards(directory: str, split: str) -> list[str]:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if split not in TEXT_SPLITS:
+        raise ValueError(f"split must be one of {TEXT_SPLITS}, got {split!r}")
     found = sorted(f for f in os.listdir(directory) if f.startswith(f"{split}.tfrecord-"))
     if not found:
         raise FileNotFoundError(f"no {split} shards ({split}.tfrecord-*) in {directory}; "

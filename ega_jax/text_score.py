@@ -1,0 +1,301 @@
+r"""A sentence VAE of real danmaku measured by likelihood, against two language models of the same text.
+
+  python -m ega_jax.text_score --workdir=W --split=test [--out=FILE.json]
+  python -m ega_jax.text_score --workdir=W --danmaku=DIR [--out=FILE.json]
+
+W is a finished sentence-VAE run on a text-only dataset (configs/text_vae_real.py). The scored
+comments are a split of W's dataset (whole files the VAE never trained on) or every danmaku file
+below DIR (any format ega_jax.data.danmaku reads). Each is encoded with W's vocabulary and cut at
+its max_len, as the models see it, and scored per token (characters and <eos>; <unk> is a token) by
+
+- the VAE: the importance-weighted bound (Burda et al. 2016) on log p(x) with k draws of q(z | x)
+  and the true prior N(0, I): log (1/k) sum_i p(x | z_i) p(z_i) / q(z_i | x), which is at most
+  log p(x): its NLL is an upper bound on the VAE's;
+- a character n-gram LM with interpolated Kneser-Ney smoothing (ega_jax/ngram.py), its order chosen
+  on the validation split;
+- a GRU LM of the VAE decoder's size (GRULanguageModel), trained with the VAE's optimizer and batch
+  on the same train comments, its step chosen on the validation split.
+Both language models are trained on first use and kept in W/text_score/. Then num_samples comments
+decoded greedily from z ~ N(0, I) are compared with as many of the scored (human) comments: the
+share that copy a train comment verbatim, the share that are distinct, and the fluency (the paper's
+metric: the share of a comment's character n-grams seen in the train comments, which a verbatim
+copy maximises) of those that are not copies.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pickle
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import app, flags
+from flax import serialization
+
+from ega_jax import decoding, metrics, runs
+from ega_jax.comment_model import mc_log_prob
+from ega_jax.data import danmaku, records
+from ega_jax.data.vocab import PAD, load_vocab
+from ega_jax.losses import sequence_nll
+from ega_jax.models.text_vae import GRULanguageModel, TextVAE, lengths_of
+from ega_jax.ngram import choose_order
+from ega_jax.train import abstract_init, make_optimizer, restore_latest
+from ega_jax.vae import init_text_state, text_model_from
+
+NGRAM_ORDERS = (2, 3, 4, 5)
+
+
+def split_comments(data_dir: str, split: str) -> list[str]:
+    return [c for r in records.read_split(data_dir, split) for c in r["comments"]]
+
+
+def folder_comments(folder: str) -> list[str]:
+    """Every kept comment of every danmaku file below folder; unreadable files are reported and skipped."""
+    out = []
+    for name, source in danmaku.walk_sources(folder).items():
+        try:
+            out += [c.text for c in danmaku.read(source).comments]
+        except danmaku.DanmakuFormatError as e:
+            print(f"SKIPPED {e}")
+    return out
+
+
+def encode(vocab, texts, max_len: int) -> np.ndarray:
+    return np.stack([vocab.encode(t, max_len) for t in texts]) if texts else np.zeros((0, max_len), np.int32)
+
+
+# ---- the sentence VAE ----
+
+def load_text_vae(workdir: str):
+    config = runs.finished_config(workdir)
+    if config.stage != "text_vae":
+        raise runs.ConfigError(f"{workdir} holds a {config.stage!r} run, not a sentence VAE (text_vae)")
+    vocab = load_vocab(workdir)
+    model = text_model_from(config.text_vae, len(vocab))
+    state, _ = restore_latest(workdir, abstract_init(
+        lambda: init_text_state(model, make_optimizer(config.optimizer), jax.random.PRNGKey(0), config.input.max_len)))
+    return config, vocab, model, state.params
+
+
+def vae_iw_nll(model: TextVAE, params, tokens: np.ndarray, k: int, seed: int = 0, rows: int = 256) -> np.ndarray:
+    """-log (1/k) sum_i p(x | z_i) N(z_i; 0, I) / q(z_i | x), z_i ~ q(z | x), per comment (nats)."""
+    out = []
+    key = jax.random.PRNGKey(seed)
+    for i in range(0, len(tokens), rows):
+        t = jnp.asarray(tokens[i:i + rows])
+        mu, logvar = model.apply({"params": params}, t, method=TextVAE.encode)
+        eps = jax.random.normal(jax.random.fold_in(key, i), (t.shape[0], k, mu.shape[-1]))
+        z = mu[:, None] + jnp.exp(0.5 * logvar)[:, None] * eps
+        log_q = -0.5 * jnp.sum(eps ** 2 + logvar[:, None] + math.log(2 * math.pi), axis=-1)
+        log_p = -0.5 * jnp.sum(z ** 2 + math.log(2 * math.pi), axis=-1)
+        out.append(-mc_log_prob(params, np.asarray(z), np.asarray(t), log_weights=np.asarray(log_p - log_q)))
+    return np.concatenate(out) if out else np.zeros((0,))
+
+
+# ---- the GRU language model ----
+
+def train_gru_lm(config, vocab_size: int, train: np.ndarray, valid: np.ndarray, steps: int, log=print):
+    """A GRULanguageModel of the VAE decoder's size, trained with the VAE's optimizer and batch (pairs of
+    comments: 2 x batch_size comments a step); the parameters of the evaluation with the lowest
+    validation NLL are kept. Returns (params, {"step", "valid_nll_per_token", "steps"})."""
+    model = GRULanguageModel(vocab_size, config.text_vae.embed_dim, config.text_vae.hidden)
+    tx = make_optimizer(config.optimizer)
+    params = model.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, train.shape[1]), jnp.int32))["params"]
+    opt_state = tx.init(params)
+
+    def loss_fn(p, batch):
+        mask = (batch != PAD).astype(jnp.float32)
+        return jnp.sum(sequence_nll(model.apply({"params": p}, batch), batch, mask)) / jnp.sum(mask)
+
+    @jax.jit
+    def step(p, o, batch):
+        loss, grads = jax.value_and_grad(loss_fn)(p, batch)
+        updates, o = tx.update(grads, o, p)
+        return optax.apply_updates(p, updates), o, loss
+
+    def valid_nll(p):
+        total, count = 0.0, 0
+        for i in range(0, len(valid), 512):
+            v = valid[i:i + 512]
+            total += float(-jnp.sum(decoding.sequence_log_prob(p, jnp.zeros((len(v), 1)), jnp.asarray(v))))
+            count += int(np.sum(lengths_of(v)))
+        return total / max(count, 1)
+
+    rng = np.random.default_rng(config.seed)
+    batch = 2 * config.train.batch_size
+    best = (valid_nll(params), 0, params)
+    every = max(steps // 10, 1)
+    t0 = time.time()
+    for s in range(1, steps + 1):
+        params, opt_state, loss = step(params, opt_state, jnp.asarray(train[rng.integers(0, len(train), batch)]))
+        if s % every == 0 or s == steps:
+            v = valid_nll(params)
+            if v < best[0]:
+                best = (v, s, params)
+            log(f"gru_lm step {s}/{steps}: train loss {float(loss):.4f}, validation NLL/token {v:.4f} "
+                f"({s / (time.time() - t0):.1f} steps/s)")
+    return best[2], {"step": best[1], "valid_nll_per_token": best[0], "steps": steps}
+
+
+def gru_lm_nll(params, tokens: np.ndarray) -> np.ndarray:
+    out = [np.asarray(-decoding.sequence_log_prob(params, jnp.zeros((len(t), 1)), jnp.asarray(t)))
+           for t in (tokens[i:i + 512] for i in range(0, len(tokens), 512))]
+    return np.concatenate(out) if out else np.zeros((0,))
+
+
+# ---- language models kept in the workdir ----
+
+def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int | None = None, log=print):
+    """(n-gram LM, its info, GRU LM params, its info): loaded from W/text_score/, else trained there."""
+    folder = os.path.join(workdir, "text_score")
+    os.makedirs(folder, exist_ok=True)
+    max_len = config.input.max_len
+    train = valid = None
+
+    def splits():
+        nonlocal train, valid
+        if train is None:
+            try:
+                train = encode(vocab, split_comments(data_dir, "train"), max_len)
+                valid = encode(vocab, split_comments(data_dir, "validation"), max_len)
+            except FileNotFoundError as e:
+                raise runs.RunError(f"{e}: text_score chooses the language models' settings on the validation "
+                                    f"split; rebuild the text-only dataset {data_dir} (python -m ega_jax.data.build "
+                                    "--danmaku_only ...)") from None
+        return train, valid
+
+    ngram_path, ngram_info = os.path.join(folder, "ngram.pkl"), os.path.join(folder, "ngram.json")
+    if os.path.exists(ngram_path):
+        with open(ngram_path, "rb") as f:
+            ngram = pickle.load(f)
+        info_ngram = json.load(open(ngram_info))
+    else:
+        tr, va = splits()
+        t0 = time.time()
+        ngram, scores = choose_order(tr, va, len(vocab), NGRAM_ORDERS)
+        info_ngram = {"order": ngram.order, "valid_nll_per_token": {str(k): v for k, v in scores.items()},
+                      "seconds": round(time.time() - t0, 1)}
+        log(f"n-gram LM: validation NLL/token by order {scores}; order {ngram.order} chosen")
+        with open(ngram_path, "wb") as f:
+            pickle.dump(ngram, f)
+        json.dump(info_ngram, open(ngram_info, "w"))
+    gru_path, gru_info = os.path.join(folder, "gru_lm.msgpack"), os.path.join(folder, "gru_lm.json")
+    if os.path.exists(gru_path):
+        info_gru = json.load(open(gru_info))
+        template = GRULanguageModel(len(vocab), config.text_vae.embed_dim, config.text_vae.hidden).init(
+            jax.random.PRNGKey(0), jnp.zeros((1, max_len), jnp.int32))["params"]
+        with open(gru_path, "rb") as f:
+            gru = serialization.from_bytes(template, f.read())
+    else:
+        tr, va = splits()
+        t0 = time.time()
+        gru, info_gru = train_gru_lm(config, len(vocab), tr, va, gru_steps or config.train.num_steps, log)
+        info_gru["seconds"] = round(time.time() - t0, 1)
+        with open(gru_path, "wb") as f:
+            f.write(serialization.to_bytes(gru))
+        json.dump(info_gru, open(gru_info, "w"))
+    return ngram, info_ngram, gru, info_gru
+
+
+# ---- the report ----
+
+def sample_scores(texts, train_set, ngrams) -> dict:
+    copied = np.array([t in train_set for t in texts])
+    new = [t for t, c in zip(texts, copied) if not c]
+    return {"copy_share": float(copied.mean()) if len(texts) else float("nan"),
+            "distinct_share": len(set(texts)) / len(texts) if texts else float("nan"),
+            "new_fluency": float(np.mean([metrics.fluency_of(t, ngrams) for t in new])) if new else float("nan")}
+
+
+def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comments: int = 3000,
+          num_samples: int = 1000, gru_steps: int | None = None, log=print) -> dict:
+    config, vocab, model, params = load_text_vae(workdir)
+    data_dir = config.data.dir
+    max_len = config.input.max_len
+    if not comments:
+        raise runs.RunError(f"no comments to score in {source}")
+    rng = np.random.default_rng(config.seed)
+    scored = [comments[i] for i in sorted(rng.choice(len(comments), min(max_comments, len(comments)), replace=False))]
+    tokens = encode(vocab, scored, max_len)
+    n_tokens = int(np.sum(lengths_of(tokens)))
+    ngram, info_ngram, gru, info_gru = language_models(workdir, config, vocab, data_dir, gru_steps, log)
+    t0 = time.time()
+    vae = float(np.sum(vae_iw_nll(model, params, tokens, k, seed=config.seed))) / n_tokens
+    log(f"VAE bound: {time.time() - t0:.0f} s for {len(scored)} comments x {k} draws")
+    ngram_nll = ngram.nll(tokens)[0] / n_tokens
+    gru_nll = float(np.sum(gru_lm_nll(gru, tokens))) / n_tokens
+    train_comments = split_comments(data_dir, "train")
+    train_set, ngrams = set(train_comments), metrics.train_ngrams(train_comments)
+    z = jax.random.normal(jax.random.PRNGKey(config.seed), (num_samples, config.text_vae.latent_dim))
+    samples = [vocab.decode(t) for t in np.asarray(decoding.greedy(params, z, max_len))]
+    humans = scored[:num_samples]
+    s, h = sample_scores(samples, train_set, ngrams), sample_scores(humans, train_set, ngrams)
+    return {"source": source, "workdir": workdir, "comments": len(scored), "tokens": n_tokens, "k": k,
+            "vae_nll_per_char": vae, "ngram_nll_per_char": ngram_nll, "gru_lm_nll_per_char": gru_nll,
+            "ngram_order": info_ngram["order"], "ngram": info_ngram, "gru_lm": info_gru,
+            "samples": num_samples, **s, **{f"human_{key}": v for key, v in h.items()},
+            "human_comments": len(humans), "train_comments": len(train_comments), "vocab_size": len(vocab),
+            "first_samples": samples[:20]}
+
+
+def table(r: dict) -> str:
+    f = lambda v: f"{v:.3f}"
+    return "\n".join([
+        f"{r['comments']} comments of {r['source']} ({r['tokens']} tokens: characters and <eos>), NLL per token:",
+        f"  sentence VAE, importance-weighted bound (k = {r['k']}, prior N(0, I))  {f(r['vae_nll_per_char'])}",
+        f"  character {r['ngram_order']}-gram LM, interpolated Kneser-Ney                {f(r['ngram_nll_per_char'])}",
+        f"  GRU LM of the decoder's size (step {r['gru_lm']['step']} of {r['gru_lm']['steps']})"
+        f"{' ' * 14}{f(r['gru_lm_nll_per_char'])}",
+        f"{'':34}copy share  distinct share  new-sample fluency",
+        f"  {r['samples']} VAE samples (greedy, N(0, I))   {f(r['copy_share']):>10}  {f(r['distinct_share']):>14}"
+        f"  {f(r['new_fluency']):>18}",
+        f"  {r['human_comments']} scored human comments        {f(r['human_copy_share']):>10}  "
+        f"{f(r['human_distinct_share']):>14}  {f(r['human_new_fluency']):>18}",
+        "(copies: verbatim train comments; fluency: the paper's metric, the share of a comment's character "
+        "n-grams seen in the train comments, computed on the comments that are not copies)"])
+
+
+def main(argv):
+    FLAGS = flags.FLAGS
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS.workdir or bool(FLAGS.danmaku) == bool(FLAGS.split):
+        print("error: give --workdir and one of --danmaku=DIR or --split=validation|test", file=sys.stderr)
+        return 2
+    try:
+        config = runs.finished_config(FLAGS.workdir)
+        if FLAGS.split:
+            if FLAGS.split not in ("validation", "test"):
+                raise runs.ConfigError(f"--split={FLAGS.split!r}: use validation or test")
+            comments, source = split_comments(config.data.dir, FLAGS.split), f"the {FLAGS.split} split of {config.data.dir}"
+        else:
+            comments, source = folder_comments(FLAGS.danmaku), FLAGS.danmaku
+        r = score(FLAGS.workdir, comments, source, FLAGS.k, FLAGS.max_comments, gru_steps=FLAGS.gru_steps or None)
+    except (runs.RunError, runs.ConfigError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(table(r))
+    if FLAGS.out:
+        with open(FLAGS.out, "w", encoding="utf-8") as f:
+            json.dump(r, f, ensure_ascii=False, indent=1)
+        print(f"wrote {FLAGS.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    # Flags are defined here, not on import: the library functions above are imported next to the
+    # main job's flags (tests run jobs in-process).
+    flags.DEFINE_string("workdir", None, "A finished sentence-VAE run (configs/text_vae_real.py).")
+    flags.DEFINE_string("danmaku", "", "Score every danmaku file below this folder (any supported format) ...")
+    flags.DEFINE_string("split", "", "... or this split of the run's own dataset (validation or test).")
+    flags.DEFINE_string("out", "", "Also write the numbers as JSON here.")
+    flags.DEFINE_integer("k", 64, "Importance samples per comment for the VAE's bound.")
+    flags.DEFINE_integer("max_comments", 3000, "Score at most this many comments (a fixed random subset).")
+    flags.DEFINE_integer("gru_steps", 0, "Steps of the GRU LM when it is trained (0: the VAE's train.num_steps).")
+    app.run(main)
