@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ega_jax import losses, metrics, runs
+from ega_jax import losses, metrics, reports, runs
 from ega_jax.runs import ConfigError
 from ega_jax.comment_model import CommentModel, decode_texts, mc_log_prob, per_frame
 from ega_jax.models.wgan import Critic, Generator
@@ -252,12 +252,9 @@ def gan_task(config, frozen: FrozenVAEs, train_pairs: LatentPairs, test_pairs: L
     def write_samples(state, step, wd):
         gen = model_for(frozen, gan, state, config.generate)
         cs = gen.comments_for_features(test_pairs.frame_h_v[:6], 5, jax.random.PRNGKey(step), strategy="greedy")
-        path = os.path.join(wd, "samples", f"comments_{step:06d}.md")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            for r, c in zip(test_pairs.frames, cs):
-                f.write(f"- {r['video_id']}:{r['keyframe_second']} {r['scene']}: " + " | ".join(c) + "\n")
-        return path
+        return reports.write_text(os.path.join(wd, "samples", f"comments_{step:06d}.md"), "".join(
+            f"- {r['video_id']}:{r['keyframe_second']} {r['scene']}: " + " | ".join(c) + "\n"
+            for r, c in zip(test_pairs.frames, cs)))
 
     task = Task(
         name="gan",

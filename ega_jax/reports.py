@@ -22,6 +22,40 @@ from ega_jax import fonts
 SAMPLE_FIELDS = ("keyframe_id", "image", "model", "comment", "scene")
 
 
+def write_text(path: str, text: str) -> str:
+    """A Markdown (or any UTF-8 text) report; its folder is made. Returns the path."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return path
+
+
+def write_json(path: str, obj) -> str:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(obj, f, ensure_ascii=False, indent=1)
+    return path
+
+
+def write_csv(path: str, rows: list[dict], columns: list[str]) -> str:
+    """rows as CSV with these columns (a missing value is empty, others are left out)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows({k: r.get(k, "") for k in columns} for r in rows)
+    return path
+
+
+def save_figure(fig, path: str) -> str:
+    """A matplotlib figure as PNG (closed afterwards)."""
+    import matplotlib.pyplot as plt   # matplotlib only where a figure is saved
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def markdown_table(rows: list[dict]) -> str:
     cols = list(rows[0])
     esc = lambda s: str(s).replace("|", "\\|")

@@ -16,7 +16,8 @@ its max_len, as the models see it, and scored per token (characters and <eos>; <
 - a GRU LM of the VAE decoder's size (GRULanguageModel), trained with the VAE's optimizer and batch
   on the same train comments, its step chosen on the validation split.
 Both language models are trained on first use and kept in W/text_score/. Then num_samples comments
-decoded greedily from z ~ N(0, I) are compared with as many of the scored (human) comments: the
+drawn from the VAE (z ~ N(0, I), each character sampled from psi_s at temperature 1; greedy decoding
+of the same z beside them) are compared with as many of the scored (human) comments: the
 share that copy a train comment verbatim, the share that are distinct, and the fluency (the paper's
 metric: the share of a comment's character n-grams seen in the train comments, which a verbatim
 copy maximises) of those that are not copies.
@@ -38,7 +39,7 @@ import optax
 from absl import app, flags
 from flax import serialization
 
-from ega_jax import decoding, metrics, runs
+from ega_jax import decoding, metrics, reports, runs
 from ega_jax.comment_model import mc_log_prob
 from ega_jax.data import danmaku, records
 from ega_jax.data.vocab import PAD, load_vocab
@@ -233,13 +234,19 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
     train_comments = split_comments(data_dir, "train")
     train_set, ngrams = set(train_comments), metrics.train_ngrams(train_comments)
     z = jax.random.normal(jax.random.PRNGKey(config.seed), (num_samples, config.text_vae.latent_dim))
-    samples = [vocab.decode(t) for t in np.asarray(decoding.greedy(params, z, max_len))]
+    # The model's own distribution: z ~ N(0, I), then each character drawn from psi_s (temperature 1);
+    # greedy decoding of the same z is reported beside it.
+    samples = [vocab.decode(t) for t in np.asarray(
+        decoding.sample(params, z, jax.random.PRNGKey(config.seed + 1), max_len, temperature=1.0))]
+    greedy = [vocab.decode(t) for t in np.asarray(decoding.greedy(params, z, max_len))]
     humans = scored[:num_samples]
     s, h = sample_scores(samples, train_set, ngrams), sample_scores(humans, train_set, ngrams)
+    g = sample_scores(greedy, train_set, ngrams)
     return {"source": source, "workdir": workdir, "comments": len(scored), "tokens": n_tokens, "k": k,
             "vae_nll_per_char": vae, "ngram_nll_per_char": ngram_nll, "gru_lm_nll_per_char": gru_nll,
             "ngram_order": info_ngram["order"], "ngram": info_ngram, "gru_lm": info_gru,
             "samples": num_samples, **s, **{f"human_{key}": v for key, v in h.items()},
+            **{f"greedy_{key}": v for key, v in g.items()}, "first_greedy_samples": greedy[:20],
             "human_comments": len(humans), "train_comments": len(train_comments), "vocab_size": len(vocab),
             "first_samples": samples[:20]}
 
@@ -253,8 +260,10 @@ def table(r: dict) -> str:
         f"  GRU LM of the decoder's size (step {r['gru_lm']['step']} of {r['gru_lm']['steps']})"
         f"{' ' * 14}{f(r['gru_lm_nll_per_char'])}",
         f"{'':34}copy share  distinct share  new-sample fluency",
-        f"  {r['samples']} VAE samples (greedy, N(0, I))   {f(r['copy_share']):>10}  {f(r['distinct_share']):>14}"
+        f"  {r['samples']} VAE samples (z ~ N(0, I), T = 1) {f(r['copy_share']):>9}  {f(r['distinct_share']):>14}"
         f"  {f(r['new_fluency']):>18}",
+        f"  the same z decoded greedily        {f(r['greedy_copy_share']):>10}  {f(r['greedy_distinct_share']):>14}"
+        f"  {f(r['greedy_new_fluency']):>18}",
         f"  {r['human_comments']} scored human comments        {f(r['human_copy_share']):>10}  "
         f"{f(r['human_distinct_share']):>14}  {f(r['human_new_fluency']):>18}",
         "(copies: verbatim train comments; fluency: the paper's metric, the share of a comment's character "
@@ -282,8 +291,7 @@ def main(argv):
         return 2
     print(table(r))
     if FLAGS.out:
-        with open(FLAGS.out, "w", encoding="utf-8") as f:
-            json.dump(r, f, ensure_ascii=False, indent=1)
+        reports.write_json(FLAGS.out, r)
         print(f"wrote {FLAGS.out}")
     return 0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 from typing import Any
 
@@ -293,11 +292,8 @@ def text_vae_task(config, data_dir: str) -> Task:
 
     def write_samples(state, step, workdir):
         rows = reconstruction_table(state.params, model, vocab, sample_texts, max_len, jax.random.PRNGKey(step))
-        path = os.path.join(workdir, "samples", f"sentences_{step:06d}.md")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(f"# Sentence VAE samples at step {step}\n\n" + reports.markdown_table(rows))
-        return path
+        return reports.write_text(os.path.join(workdir, "samples", f"sentences_{step:06d}.md"),
+                                  f"# Sentence VAE samples at step {step}\n\n" + reports.markdown_table(rows))
 
     kw = dict(kl=config.kl, semantic_weight=config.text_vae.semantic_weight)
     return Task(
@@ -358,9 +354,8 @@ def text_model_report(task: Task, state: TrainState, config, data_dir: str, work
            # a split by file can leave no test file (a folder of one or two): then no reference
            "held_out_real_comments": scores(real) if real else None,
            "train_comments": len(train_comments), "vocab_size": len(vocab)}
-    with open(os.path.join(workdir, "text_report.json"), "w", encoding="utf-8") as f:
-        json.dump({**out, "first_samples": greedy[:50], f"first_samples_beam{beam_size}": beam[:50]}, f,
-                  ensure_ascii=False, indent=1)
+    reports.write_json(os.path.join(workdir, "text_report.json"),
+                       {**out, "first_samples": greedy[:50], f"first_samples_beam{beam_size}": beam[:50]})
     cols = ["fluency", "new_fluency", "diversity", "verbatim_share", "distinct_share", "empty_share"]
     rows = [{"comments": name, **{c: reports.fmt(v[c]) for c in cols},
              "fluency": f"{reports.fmt(v['fluency'])} [{reports.fmt(v['fluency_interval'][0])}, "
@@ -369,8 +364,8 @@ def text_model_report(task: Task, state: TrainState, config, data_dir: str, work
                             (f"{num_samples} samples, beam {beam_size}", out[f"beam{beam_size}"]),
                             (f"{len(real)} held-out real comments (reference)", out["held_out_real_comments"]))
             if v is not None]
-    with open(os.path.join(workdir, "text_report.md"), "w", encoding="utf-8") as f:
-        f.write(f"# Sentence VAE as a model of danmaku ({data_dir})\n\n"
+    reports.write_text(os.path.join(workdir, "text_report.md"), (
+                f"# Sentence VAE as a model of danmaku ({data_dir})\n\n"
                 f"Held-out reconstruction NLL per character (the test split; from one posterior sample, "
                 f"without the KL term: not a likelihood, and not comparable across latent sizes; "
                 f"`python -m ega_jax.text_score` gives the importance-weighted bound): "
@@ -383,7 +378,7 @@ def text_model_report(task: Task, state: TrainState, config, data_dir: str, work
                 + reports.markdown_table(rows) + "\n## 20 samples (greedy)\n\n"
                 + "".join(f"{i + 1}. {t}\n" for i, t in enumerate(greedy[:20]))
                 + f"\n## 20 samples (beam {beam_size})\n\n"
-                + "".join(f"{i + 1}. {t}\n" for i, t in enumerate(beam[:20])))
+                + "".join(f"{i + 1}. {t}\n" for i, t in enumerate(beam[:20]))))
     return out
 
 

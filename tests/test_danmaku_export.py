@@ -94,7 +94,7 @@ def test_the_danmakumarked_corpus_reads_and_its_time_less_files_are_refused():
     ("list.json", "[1, 2, 3]", "expected danmaku JSON"),
     ("config.json", '{"model": "ega", "steps": 3}', "top level is a JSON dict"),
     ("bad.json", '[{"text": "a", "time": 1}', "malformed JSON at line 1"),
-    ("latin1.csv", "1.0,1,25,0,0,0,u,1,caf\xe9\n".encode("latin-1"), "neither XML, JSON, a protobuf segment"),
+    ("latin1.csv", "1.0,1,25,0,0,0,u,1,caf\xe9\n".encode("latin-1"), "not danmaku CSV .not UTF-8 text"),
 ])
 def test_anything_else_is_refused_naming_the_file_and_what_was_expected(tmp_path, name, payload, problem):
     path = tmp_path / name

@@ -65,8 +65,8 @@ def parse_bytes(data: bytes, path: str = "<bytes>", cfg: CleaningConfig = Cleani
         try:
             return danmaku_export.parse_csv_bytes(data, path, cfg)
         except DanmakuFormatError as csv_error:
-            raise DanmakuFormatError(path, f"neither XML, JSON, a protobuf segment ({pb_error.problem}) nor "
-                                           f"danmaku CSV ({csv_error.problem})") from None
+            raise DanmakuFormatError(path, f"not danmaku CSV ({csv_error.problem}); not XML, JSON or a protobuf "
+                                           f"segment either ({pb_error.problem})") from None
 
 
 def _looks_like_text(data: bytes) -> bool:

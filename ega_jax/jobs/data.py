@@ -30,7 +30,6 @@ def run(config, workdir: str) -> int:
         head = f"{r['video_id']} @ {r['keyframe_second']}s" + (f" [{r['scene']}]" if r["scene"] else "")
         print(f"  {head}: {len(r['comments'])} comments, e.g. " + " | ".join(sample))
         lines.append(f"- **{head}** ({len(r['comments'])} comments): " + " | ".join(sample))
-    with open(os.path.join(workdir, "dataset.md"), "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+    reports.write_text(os.path.join(workdir, "dataset.md"), "\n".join(lines) + "\n")
     print(f"wrote {sheet} and {os.path.join(workdir, 'dataset.md')}")
     return 0

@@ -15,7 +15,6 @@ on the test split. Writes to the workdir:
 from __future__ import annotations
 
 import copy
-import csv
 import os
 
 import jax
@@ -55,9 +54,7 @@ def _plots(rows, mu0s, workdir):
     ax.plot(mu0s, losses.embedding_capacity(np.asarray(mu0s, float)), "o", label="studied")
     ax.set(xlabel="mu0", ylabel="embedding capacity C", title="Fig. 3(a): embedding capacity")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(workdir, "capacity.png"), dpi=120)
-    plt.close(fig)
+    reports.save_figure(fig, os.path.join(workdir, "capacity.png"))
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for source in sorted({r["source"] for r in rows}):
         rs = [r for r in rows if r["source"] == source]
@@ -66,9 +63,7 @@ def _plots(rows, mu0s, workdir):
                 label=f"{source}, from a sample")
     ax.set(xlabel="mu0", ylabel="test reconstruction loss (nats / pair)", title="Fig. 3(b): reconstruction vs mu0")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(os.path.join(workdir, "reconstruction.png"), dpi=120)
-    plt.close(fig)
+    reports.save_figure(fig, os.path.join(workdir, "reconstruction.png"))
 
 
 def run(config, workdir: str) -> int:
@@ -92,18 +87,15 @@ def run(config, workdir: str) -> int:
                                                  jax.random.PRNGKey(c.seed)):
                 samples.append({"source": source, "mu0": f"{mu0:g}", **r})
     cols = ["source", "mu0", "capacity", "rec", "rec_mu", "nll_per_char", "kl", "sem", "active_units"]
-    with open(os.path.join(workdir, "mu0_results.csv"), "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=cols, extrasaction="ignore")
-        w.writeheader()
-        w.writerows(rows)
+    reports.write_csv(os.path.join(workdir, "mu0_results.csv"), rows, cols)
     fmt = [{k: (f"{r[k]:.4g}" if isinstance(r[k], float) else r[k]) for k in cols} for r in rows]
     table = reports.markdown_table(fmt)
-    with open(os.path.join(workdir, "mu0_results.md"), "w", encoding="utf-8") as f:
-        f.write("# mu0 study: test-set metrics of the sentence VAE\n\n" + table)
+    reports.write_text(os.path.join(workdir, "mu0_results.md"), "# mu0 study: test-set metrics of the sentence VAE\n\n"
+                       + table)
     ordered = sorted(samples, key=lambda r: (r["source"], r["input"], float(r["mu0"])))
-    with open(os.path.join(workdir, "mu0_samples.md"), "w", encoding="utf-8") as f:
-        f.write("# mu0 study: input, reconstruction from mu, generation from a sample of N(mu, sigma^2)\n\n"
-                + reports.markdown_table(ordered))
+    reports.write_text(os.path.join(workdir, "mu0_samples.md"),
+                       "# mu0 study: input, reconstruction from mu, generation from a sample of N(mu, sigma^2)\n\n"
+                       + reports.markdown_table(ordered))
     _plots(rows, mu0s, workdir)
     print(table)
     print(f"wrote {workdir}/mu0_results.md, mu0_results.csv, mu0_samples.md, capacity.png, reconstruction.png")

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import ast
 import copy
-import csv
 import os
 import time
 
@@ -142,17 +141,14 @@ def run(config, workdir: str) -> int:
                   f"{seconds}s):" + "".join(f" {k} {rows[-1][k]:.3f}" for k in ("relation", "diversity", "fluency")))
 
     cols = ["variant", "selection", "overrides", "steps", "relation", "naming", "diversity", "fluency", "seconds"]
-    with open(os.path.join(workdir, "relevance.csv"), "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=cols)
-        w.writeheader()
-        w.writerows({k: r.get(k, "") for k in cols} for r in rows)
+    reports.write_csv(os.path.join(workdir, "relevance.csv"), rows, cols)
     table = reports.markdown_table([{k: (f"{r[k]:.3f}" if isinstance(r.get(k), float) else r.get(k, ""))
                                      for k in cols} for r in rows])
     probe_table = reports.markdown_table([{"probe": k, "value": f"{v:.3f}"} for k, v in probes.items()])
-    with open(os.path.join(workdir, "relevance.md"), "w", encoding="utf-8") as f:
-        f.write(f"# Where the frame -> comment link breaks ({len(test_pairs.frames)} test key frames, {n} greedy "
-                f"comments each; relation chance {1 / len(lex):.3f})\n\n## Probes\n\n{probe_table}\n"
-                f"## Bounds and GAN variants\n\nnaming: share of comments that name some scene.\n\n{table}")
+    reports.write_text(os.path.join(workdir, "relevance.md"),
+                       f"# Where the frame -> comment link breaks ({len(test_pairs.frames)} test key frames, {n} greedy "
+                       f"comments each; relation chance {1 / len(lex):.3f})\n\n## Probes\n\n{probe_table}\n"
+                       f"## Bounds and GAN variants\n\nnaming: share of comments that name some scene.\n\n{table}")
     print(table)
     print(f"relevance: done in {time.time() - t0:.0f}s; wrote {workdir}/relevance.md and relevance.csv")
     return 0
