@@ -73,37 +73,31 @@ class KneserNeyLM:
                         for k in range(n + 1)]
         return self
 
-    def prob(self, context: Sequence[int], w: int) -> float:
-        """P(w | the last order-1 tokens of context)."""
-        if w in (PAD, BOS):
-            return 0.0
-        p = 1.0 / len(self.outcomes)
+    def _levels(self, context: Sequence[int]):
+        """(counts of the next token, c(h .), types N1+(h .), discount) from order 1 up, for the
+        histories of context that were seen (an unseen one is skipped: full back-off)."""
         ctx = tuple(context)[-(self.order - 1):] if self.order > 1 else ()
         ctx = (BOS,) * (self.order - 1 - len(ctx)) + ctx
         for k in range(1, self.order + 1):
             h = ctx[len(ctx) - (k - 1):] if k > 1 else ()
             total = self._totals[k].get(h)
-            if not total:
-                continue
-            c_h, types = total
-            d = self.discount[k]
-            p = max(self.counts[k][h].get(w, 0) - d, 0.0) / c_h + d * types / c_h * p
+            if total:
+                yield self.counts[k][h], total[0], total[1], self.discount[k]
+
+    def prob(self, context: Sequence[int], w: int) -> float:
+        """P(w | the last order-1 tokens of context)."""
+        if w in (PAD, BOS):
+            return 0.0
+        p = 1.0 / len(self.outcomes)
+        for seen, c_h, types, d in self._levels(context):
+            p = max(seen.get(w, 0) - d, 0.0) / c_h + d * types / c_h * p
         return p
 
     def distribution(self, context: Sequence[int]) -> np.ndarray:
         """P(. | context) over every token id (zero for <pad> and <bos>)."""
         p = np.zeros(self.vocab_size)
         p[self.outcomes] = 1.0 / len(self.outcomes)
-        ctx = tuple(context)[-(self.order - 1):] if self.order > 1 else ()
-        ctx = (BOS,) * (self.order - 1 - len(ctx)) + ctx
-        for k in range(1, self.order + 1):
-            h = ctx[len(ctx) - (k - 1):] if k > 1 else ()
-            total = self._totals[k].get(h)
-            if not total:
-                continue
-            c_h, types = total
-            d = self.discount[k]
-            seen = self.counts[k][h]
+        for seen, c_h, types, d in self._levels(context):
             p = p * (d * types / c_h)
             ids = np.fromiter(seen.keys(), int, len(seen))
             p[ids] += np.maximum(np.fromiter(seen.values(), float, len(seen)) - d, 0.0) / c_h

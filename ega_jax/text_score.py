@@ -13,8 +13,9 @@ its max_len, as the models see it, and scored per token (characters and <eos>; <
   log p(x): its NLL is an upper bound on the VAE's;
 - a character n-gram LM with interpolated Kneser-Ney smoothing (ega_jax/ngram.py), its order chosen
   on the validation split;
-- a GRU LM of the VAE decoder's size (GRULanguageModel), trained with the VAE's optimizer and batch
-  on the same train comments, its step chosen on the validation split.
+- a GRU LM of the VAE decoder's size (the decoder conditioned on a constant: ``gru_lm``; its
+  parameters have the decoders' layout, so ega_jax.decoding scores it), trained with the VAE's
+  optimizer and batch on the same train comments, its step chosen on the validation split.
 Both language models are trained on first use and kept in W/text_score/. Then num_samples comments
 drawn from the VAE (z ~ N(0, I), each character sampled from psi_s at temperature 1; greedy decoding
 of the same z beside them) are compared with as many of the scored (human) comments: the
@@ -44,7 +45,8 @@ from ega_jax.comment_model import mc_log_prob
 from ega_jax.data import danmaku, records
 from ega_jax.data.vocab import PAD, load_vocab
 from ega_jax.losses import sequence_nll
-from ega_jax.models.text_vae import GRULanguageModel, TextVAE, lengths_of
+from ega_jax.models.baselines import ConditionalDecoder
+from ega_jax.models.text_vae import TextVAE, lengths_of
 from ega_jax.ngram import choose_order
 from ega_jax.train import abstract_init, make_optimizer, restore_latest
 from ega_jax.vae import init_text_state, text_model_from
@@ -101,18 +103,26 @@ def vae_iw_nll(model: TextVAE, params, tokens: np.ndarray, k: int, seed: int = 0
 
 # ---- the GRU language model ----
 
+def gru_lm(config, vocab_size: int) -> ConditionalDecoder:
+    """The sentence VAE's decoder with a constant zero in place of its latent: an unconditional GRU LM
+    of the same size (embedding, GRU, output layer). decoding.* run it with z = zeros((B, 1))."""
+    return ConditionalDecoder(vocab_size, config.text_vae.embed_dim, config.text_vae.hidden)
+
+
 def train_gru_lm(config, vocab_size: int, train: np.ndarray, valid: np.ndarray, steps: int, log=print):
-    """A GRULanguageModel of the VAE decoder's size, trained with the VAE's optimizer and batch (pairs of
+    """A GRU LM of the VAE decoder's size (gru_lm), trained with the VAE's optimizer and batch (pairs of
     comments: 2 x batch_size comments a step); the parameters of the evaluation with the lowest
     validation NLL are kept. Returns (params, {"step", "valid_nll_per_token", "steps"})."""
-    model = GRULanguageModel(vocab_size, config.text_vae.embed_dim, config.text_vae.hidden)
+    model = gru_lm(config, vocab_size)
     tx = make_optimizer(config.optimizer)
-    params = model.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, train.shape[1]), jnp.int32))["params"]
+    params = model.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, 1)),
+                        jnp.zeros((1, train.shape[1]), jnp.int32))["params"]
     opt_state = tx.init(params)
 
     def loss_fn(p, batch):
         mask = (batch != PAD).astype(jnp.float32)
-        return jnp.sum(sequence_nll(model.apply({"params": p}, batch), batch, mask)) / jnp.sum(mask)
+        logits = model.apply({"params": p}, jnp.zeros((batch.shape[0], 1)), batch)
+        return jnp.sum(sequence_nll(logits, batch, mask)) / jnp.sum(mask)
 
     @jax.jit
     def step(p, o, batch):
@@ -189,8 +199,8 @@ def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int |
     gru_path, gru_info = os.path.join(folder, "gru_lm.msgpack"), os.path.join(folder, "gru_lm.json")
     if os.path.exists(gru_path):
         info_gru = json.load(open(gru_info))
-        template = GRULanguageModel(len(vocab), config.text_vae.embed_dim, config.text_vae.hidden).init(
-            jax.random.PRNGKey(0), jnp.zeros((1, max_len), jnp.int32))["params"]
+        template = gru_lm(config, len(vocab)).init(
+            jax.random.PRNGKey(0), jnp.zeros((1, 1)), jnp.zeros((1, max_len), jnp.int32))["params"]
         with open(gru_path, "rb") as f:
             gru = serialization.from_bytes(template, f.read())
     else:
@@ -282,7 +292,8 @@ def main(argv):
         if FLAGS.split:
             if FLAGS.split not in ("validation", "test"):
                 raise runs.ConfigError(f"--split={FLAGS.split!r}: use validation or test")
-            comments, source = split_comments(config.data.dir, FLAGS.split), f"the {FLAGS.split} split of {config.data.dir}"
+            comments = split_comments(config.data.dir, FLAGS.split)
+            source = f"the {FLAGS.split} split of {config.data.dir}"
         else:
             comments, source = folder_comments(FLAGS.danmaku), FLAGS.danmaku
         r = score(FLAGS.workdir, comments, source, FLAGS.k, FLAGS.max_comments, gru_steps=FLAGS.gru_steps or None)

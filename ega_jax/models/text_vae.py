@@ -134,20 +134,3 @@ class TextVAE(nn.Module):
         z = reparameterize(mu, logvar, z_rng)
         return self.decode_logits(z, tokens, drop_rng if train else None), mu, logvar
 
-
-class GRULanguageModel(nn.Module):
-    """The sentence VAE's decoder without a latent: an unconditional character GRU language model of
-    the same size (embedding, GRU, output layer). Its parameters have the decoders' layout
-    {"embed", "decoder"}, so ega_jax.decoding scores and samples it with z = zeros((B, 1))."""
-    vocab_size: int
-    embed_dim: int = 128
-    hidden: int = 256
-
-    def setup(self):
-        self.embed = nn.Embed(self.vocab_size, self.embed_dim)
-        self.decoder = SentenceDecoder(self.hidden, self.vocab_size)
-
-    def __call__(self, tokens):
-        """Teacher-forced logits (B, T, V) of tokens."""
-        z = jnp.zeros((tokens.shape[0], 1), jnp.float32)
-        return self.decoder(z, self.embed(shift_right(tokens)), steps=jnp.max(lengths_of(tokens)))
