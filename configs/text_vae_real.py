@@ -17,6 +17,6 @@ def get_config():
     config.data.danmaku_only = "../shared/data/danmaku"
     config.data.dir = "workdirs/real_danmaku_text"
     config.optimizer.update(name="adam", lr=1e-3)      # keeps clip_norm 1.0
-    config.train.num_steps = 6000
+    config.train.update(num_steps=6000, eval_every=2000)   # the test split is ~45k comments: evaluate seldom
     config.text_vae.latent_dim = 64                    # the paper's (docs/stage1.md: latents by likelihood)
     return config

@@ -16,6 +16,7 @@ import ml_collections
 import numpy as np
 import optax
 
+from configs import gan_paper
 from ega_jax import ega, train, vae
 from ega_jax.models.image_vae import ImageVAE
 from ega_jax.models.text_vae import TextVAE
@@ -51,9 +52,10 @@ def tasks():
     kl = ml_collections.ConfigDict(dict(mu0=2.0, anneal="linear", anneal_start=0, anneal_steps=4))
     text = TextVAE(V, embed_dim=8, hidden=16, latent_dim=4)
     image = ImageVAE(features=(4, 8), latent_dim=4, image_size=16)
-    gan_cfg = ml_collections.ConfigDict(dict(noise_dim=3, g_hidden=(16, 8), d_hidden=(16, 8), leak=0.01, n_critic=3,
-                                             penalty="gp", clip=0.01, gp_weight=10.0))
-    gan = ega.make_gan(gan_cfg, ml_collections.ConfigDict(dict(name="rmsprop", lr=1e-3, decay=0.9, clip_norm=0.0)), 5)
+    paper = gan_paper.get_config()                    # the paper's sections, small
+    paper.gan.update(noise_dim=3, g_hidden=(16, 8), d_hidden=(16, 8), n_critic=3, penalty="gp")
+    paper.gan_optimizer.lr = 1e-3
+    gan = ega.make_gan(paper.gan, paper.gan_optimizer, 5)
     return {
         "text_vae": train.Task("text_vae", lambda r: vae.init_text_state(text, optax.adam(1e-2), r, L),
                                functools.partial(vae.text_train_step, kl=kl, semantic_weight=1.0),

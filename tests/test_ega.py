@@ -20,10 +20,18 @@ from ega_jax.models.wgan import Critic
 from conftest import REPO, run_main
 
 
+def _gan_config(**changes):
+    """The paper's gan and gan_optimizer sections (configs/gan_paper.py) with these changes."""
+    from configs import gan_paper
+    config = gan_paper.get_config()
+    config.gan.update({k: v for k, v in changes.items() if k != "lr"})
+    config.gan_optimizer.lr = changes.get("lr", config.gan_optimizer.lr)
+    return config.gan, config.gan_optimizer
+
+
 def _gan(penalty="clip", n_critic=3, noise=4, lr=1e-3):
-    cfg = ml_collections.ConfigDict(dict(noise_dim=noise, g_hidden=(1000, 500), d_hidden=(2000, 1000), leak=0.01,
-                                         n_critic=n_critic, penalty=penalty, clip=0.01, gp_weight=10.0))
-    opt = ml_collections.ConfigDict(dict(name="rmsprop", lr=lr, decay=0.9, momentum=0.0, clip_norm=0.0))
+    cfg, opt = _gan_config(noise_dim=noise, n_critic=n_critic, penalty=penalty, lr=lr)
+    assert (cfg.g_hidden, cfg.d_hidden, cfg.leak, cfg.clip, cfg.gp_weight) == ((1000, 500), (2000, 1000), 0.01, 0.01, 10.0)
     return ega.make_gan(cfg, opt, latent_s=6)
 
 
@@ -87,10 +95,8 @@ def test_matching_aware_critic_by_hand():
 def test_mismatch_share_moves_linearly_then_stays():
     """mismatch_decay_steps > 0: the share goes from gan.mismatch to gan.mismatch_final over that many
     G steps; 0 keeps it constant. The scheduled share is the one critic_loss weighs the pairs with."""
-    cfg = ml_collections.ConfigDict(dict(noise_dim=4, g_hidden=(8,), d_hidden=(8,), leak=0.01, n_critic=3,
-                                         penalty="gp", clip=0.01, gp_weight=10.0, mismatch=0.8, mismatch_final=0.2,
-                                         mismatch_decay_steps=100, mode_seeking=2.0))
-    opt = ml_collections.ConfigDict(dict(name="rmsprop", lr=1e-3, decay=0.9, momentum=0.0, clip_norm=0.0))
+    cfg, opt = _gan_config(noise_dim=4, g_hidden=(8,), d_hidden=(8,), n_critic=3, penalty="gp", mismatch=0.8,
+                           mismatch_final=0.2, mismatch_decay_steps=100, mode_seeking=2.0, lr=1e-3)
     gan = ega.make_gan(cfg, opt, latent_s=6)
     assert (gan.mismatch, gan.mismatch_final, gan.mismatch_decay_steps, gan.mode_seeking) == (0.8, 0.2, 100, 2.0)
     shares = [float(ega.mismatch_share(gan, jnp.asarray(t))) for t in (0, 25, 50, 100, 1000)]
@@ -187,13 +193,15 @@ def test_critic_selection_takes_the_best_scores_then_trades_them_for_new_ngrams(
 
 
 def test_critic_selection_settings_are_checked():
-    ok = ml_collections.ConfigDict(dict(candidates=3, overlap_penalty=1.0, score="decoded"))
+    from configs import gan_paper
+    generate = lambda **kw: ml_collections.ConfigDict({**gan_paper.get_config().generate.to_dict(), **kw})
+    ok = generate(candidates=3, overlap_penalty=1.0, score="decoded")
     assert ega.selection_settings(ok) == {"candidates": 3, "overlap_penalty": 1.0, "score": "decoded"}
-    assert ega.selection_settings(ml_collections.ConfigDict()) == {"candidates": 1, "overlap_penalty": 0.0,
-                                                                  "score": "latent"}
+    # the paper's: one noise draw per comment, G's latent
+    assert ega.selection_settings(generate()) == {"candidates": 1, "overlap_penalty": 0.0, "score": "latent"}
     for bad in (dict(candidates=0), dict(candidates=1.5), dict(overlap_penalty=-1.0), dict(score="text")):
         with pytest.raises(ega.ConfigError, match="generate\\."):
-            ega.selection_settings(ml_collections.ConfigDict(bad))
+            ega.selection_settings(generate(**bad))
 
 
 def test_relation_metric():

@@ -8,12 +8,13 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
 from configs import default
 from conftest import assert_trees_close
-from ega_jax import losses, train, vae
+from ega_jax import losses, runs, train, vae
 from ega_jax.data.vocab import PAD
 from ega_jax.models import packing
 from ega_jax.models.gru import gru_scan, packed_gru
@@ -183,7 +184,9 @@ def test_step_layout_packs_on_the_cpu_only_by_default():
     assert vae.text_step_layout(cfg, "gpu") == {"packed": True, "length_bucket": cfg.length_bucket}
     cfg.packed = False
     assert vae.text_step_layout(cfg, "cpu") == {"packed": False, "length_bucket": cfg.length_bucket}
-    # a run saved before packed_backends existed loads with the CPU-only default
-    del cfg["packed_backends"]
-    cfg.packed = True
-    assert vae.text_step_layout(cfg, "gpu") == {"packed": False, "length_bucket": 0}
+    # a run saved before packed_backends existed loads (runs.upgrade) with the CPU-only default
+    old = ml_collections.ConfigDict({"text_vae": {**cfg.to_dict(), "packed": True}})
+    del old.text_vae["packed_backends"]
+    runs.upgrade(old)
+    assert vae.text_step_layout(old.text_vae, "gpu") == {"packed": False, "length_bucket": 0}
+    assert vae.text_step_layout(old.text_vae, "cpu")["packed"]
