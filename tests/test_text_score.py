@@ -56,10 +56,14 @@ def test_scores_and_their_relations(trained):
     one = text_score.vae_iw_nll(model, params, tokens, 1).mean()
     many = text_score.vae_iw_nll(model, params, tokens, 64).mean()
     assert many <= one + 1e-4
-    # The language models were kept: a second score loads them and gives the same numbers.
-    again = text_score.score(str(w), comments, "test", k=8, max_comments=150, num_samples=30, log=lambda *_: None)
-    assert again["ngram_nll_per_char"] == r["ngram_nll_per_char"]
-    assert again["gru_lm_nll_per_char"] == pytest.approx(r["gru_lm_nll_per_char"], rel=1e-6)
+    # The language models were kept in W/text_score: loaded (not trained again), they give the scores above.
+    assert len(comments) <= 150                          # so every test comment was scored, in order
+    every = text_score.encode(vocab, comments, config.input.max_len)
+    ngram, info, gru, gru_info = text_score.language_models(str(w), config, vocab, config.data.dir,
+                                                            log=lambda m: pytest.fail(f"trained again: {m}"))
+    assert info["order"] == r["ngram_order"] and gru_info == r["gru_lm"]
+    assert ngram.nll(every)[0] / r["tokens"] == pytest.approx(r["ngram_nll_per_char"])
+    assert text_score.gru_lm_nll(gru, every).sum() / r["tokens"] == pytest.approx(r["gru_lm_nll_per_char"], rel=1e-5)
 
 
 def test_cli_scores_a_folder_and_writes_json(trained, tmp_path):
