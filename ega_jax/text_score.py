@@ -40,16 +40,15 @@ import optax
 from absl import app, flags, logging
 from flax import serialization
 
-from ega_jax import decoding, metrics, reports, runs
+from ega_jax import decoding, metrics, reports, runs, vae
 from ega_jax.comment_model import mc_log_prob
 from ega_jax.data import danmaku, records
-from ega_jax.data.vocab import PAD, load_vocab
+from ega_jax.data.vocab import PAD
 from ega_jax.losses import sequence_nll
 from ega_jax.models.baselines import ConditionalDecoder
 from ega_jax.models.text_vae import TextVAE, lengths_of
 from ega_jax.ngram import choose_order
-from ega_jax.train import abstract_init, make_optimizer, restore_latest
-from ega_jax.vae import init_text_state, text_model_from
+from ega_jax.train import make_optimizer
 
 NGRAM_ORDERS = (2, 3, 4, 5)
 
@@ -76,14 +75,11 @@ def encode(vocab, texts, max_len: int) -> np.ndarray:
 # ---- the sentence VAE ----
 
 def load_text_vae(workdir: str):
-    config = runs.finished_config(workdir)
-    if config.stage != "text_vae":
-        raise runs.ConfigError(f"{workdir} holds a {config.stage!r} run, not a sentence VAE (text_vae)")
-    vocab = load_vocab(workdir)
-    model = text_model_from(config.text_vae, len(vocab))
-    state, _ = restore_latest(workdir, abstract_init(
-        lambda: init_text_state(model, make_optimizer(config.optimizer), jax.random.PRNGKey(0), config.input.max_len)))
-    return config, vocab, model, state.params
+    """(config, vocab, model, params) of a finished sentence-VAE run (vae.load_text_vae), checked to be one."""
+    stage = runs.finished_config(workdir).stage
+    if stage != "text_vae":
+        raise runs.ConfigError(f"{workdir} holds a {stage!r} run, not a sentence VAE (text_vae)")
+    return vae.load_text_vae(workdir)
 
 
 def vae_iw_nll(model: TextVAE, params, tokens: np.ndarray, k: int, seed: int = 0, rows: int = 256) -> np.ndarray:
@@ -165,8 +161,10 @@ def gru_lm_nll(params, tokens: np.ndarray) -> np.ndarray:
 
 # ---- language models kept in the workdir ----
 
-def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int | None = None, log=print):
-    """(n-gram LM, its info, GRU LM params, its info): loaded from W/text_score/, else trained there."""
+def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int | None = None, log=print,
+                    train_comments: list[str] | None = None):
+    """(n-gram LM, its info, GRU LM params, its info): loaded from W/text_score/, else trained there on
+    the train split (train_comments when the caller has read it already) and chosen on validation."""
     folder = os.path.join(workdir, "text_score")
     os.makedirs(folder, exist_ok=True)
     max_len = config.input.max_len
@@ -176,7 +174,8 @@ def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int |
         nonlocal train, valid
         if train is None:
             try:
-                train = encode(vocab, split_comments(data_dir, "train"), max_len)
+                texts = split_comments(data_dir, "train") if train_comments is None else train_comments
+                train = encode(vocab, texts, max_len)
                 valid = encode(vocab, split_comments(data_dir, "validation"), max_len)
             except FileNotFoundError as e:
                 raise runs.RunError(f"{e}: text_score chooses the language models' settings on the validation "
@@ -238,13 +237,14 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
     scored = [comments[i] for i in sorted(rng.choice(len(comments), min(max_comments, len(comments)), replace=False))]
     tokens = encode(vocab, scored, max_len)
     n_tokens = int(np.sum(lengths_of(tokens)))
-    ngram, info_ngram, gru, info_gru = language_models(workdir, config, vocab, data_dir, gru_steps, log)
+    train_comments = split_comments(data_dir, "train")
+    ngram, info_ngram, gru, info_gru = language_models(workdir, config, vocab, data_dir, gru_steps, log,
+                                                       train_comments)
     t0 = time.time()
     vae = float(np.sum(vae_iw_nll(model, params, tokens, k, seed=config.seed))) / n_tokens
     log(f"VAE bound: {time.time() - t0:.0f} s for {len(scored)} comments x {k} draws")
     ngram_nll = ngram.nll(tokens)[0] / n_tokens
     gru_nll = float(np.sum(gru_lm_nll(gru, tokens))) / n_tokens
-    train_comments = split_comments(data_dir, "train")
     train_set, ngrams = set(train_comments), metrics.train_ngrams(train_comments)
     z = jax.random.normal(jax.random.PRNGKey(config.seed), (num_samples, config.text_vae.latent_dim))
     # The model's own distribution: z ~ N(0, I), then each character drawn from psi_s (temperature 1);

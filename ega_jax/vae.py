@@ -442,12 +442,18 @@ def encode_images(image_model, image_variables, images, batch: int = 256) -> np.
                           image_model.latent_dim)
 
 
-def load_frozen_vaes(image_vae_dir: str, text_vae_dir: str) -> FrozenVAEs:
-    """Rebuilds both stage-1 models from their saved configs and restores their final checkpoints."""
+def load_text_vae(text_vae_dir: str):
+    """A finished sentence-VAE run, rebuilt from its saved config: (config, vocab, model, params)."""
     tcfg = runs.finished_config(text_vae_dir)
     vocab = load_vocab(text_vae_dir)
-    image_model, image_variables = load_image_vae(image_vae_dir)
     text_model = text_model_from(tcfg.text_vae, len(vocab))
     text_state, _ = restore_latest(text_vae_dir, abstract_init(
         lambda: init_text_state(text_model, make_optimizer(tcfg.optimizer), jax.random.PRNGKey(0), tcfg.input.max_len)))
-    return FrozenVAEs(image_model, image_variables, text_model, text_state.params, vocab, tcfg.input.max_len)
+    return tcfg, vocab, text_model, text_state.params
+
+
+def load_frozen_vaes(image_vae_dir: str, text_vae_dir: str) -> FrozenVAEs:
+    """Rebuilds both stage-1 models from their saved configs and restores their final checkpoints."""
+    tcfg, vocab, text_model, text_params = load_text_vae(text_vae_dir)
+    image_model, image_variables = load_image_vae(image_vae_dir)
+    return FrozenVAEs(image_model, image_variables, text_model, text_params, vocab, tcfg.input.max_len)

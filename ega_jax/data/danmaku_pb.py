@@ -30,8 +30,7 @@ from __future__ import annotations
 
 import collections
 
-from ega_jax.data.danmaku_xml import (KEPT_MODES, CleaningConfig, Comment, DanmakuFormatError, ParseResult,
-                                      clean_text)
+from ega_jax.data.danmaku_xml import CleaningConfig, DanmakuFormatError, ParseResult, keep_comment
 
 VARINT, FIXED64, LENGTH, FIXED32 = 0, 1, 2, 5
 # DanmakuElem's fields: number -> (name, kind). "int" fields are varints (int32/int64 two's
@@ -159,7 +158,7 @@ def _is_text(value: bytes) -> bool:
         text = value.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    return text.isprintable() or all(c.isprintable() or c in "\t\r\n" for c in text)
+    return all(c.isprintable() or c in "\t\r\n" for c in text)
 
 
 def parse_segment_bytes(data: bytes, path: str = "<bytes>", cfg: CleaningConfig = CleaningConfig()) -> ParseResult:
@@ -170,19 +169,11 @@ def parse_segment_bytes(data: bytes, path: str = "<bytes>", cfg: CleaningConfig 
         raise DanmakuFormatError(path, f"not a Bilibili protobuf danmaku segment (DmSegMobileReply): {e}") from None
     comments, drops = [], collections.Counter()
     for e in elems:
-        if e["mode"] not in KEPT_MODES:
-            drops[{7: "positioned", 8: "script"}.get(e["mode"], "other_mode")] += 1
-            continue
-        if e["progress"] < 0:
-            drops["bad_attributes"] += 1
-            continue
-        text, reason = clean_text(e["content"], cfg)
-        if reason:
-            drops[reason] += 1
-            continue
-        comments.append(Comment(time=e["progress"] / 1000.0, text=text, mode=e["mode"], size=e["fontsize"],
-                                color=e["color"], timestamp=e["ctime"], pool=e["pool"], user=e["midHash"],
-                                row_id=e["idStr"] or str(e["id"])))
+        attrs = dict(time=e["progress"] / 1000.0, mode=e["mode"], size=e["fontsize"], color=e["color"],
+                     timestamp=e["ctime"], pool=e["pool"], user=e["midHash"], row_id=e["idStr"] or str(e["id"]))
+        comment = keep_comment(attrs, e["content"], cfg, drops)
+        if comment is not None:
+            comments.append(comment)
     comments.sort(key=lambda c: c.time)
     return ParseResult(comments=comments, drops=drops, total=len(elems), empty_segments=int(not elems))
 
