@@ -242,8 +242,9 @@ def eval_batches(pairs: LatentPairs, batch_size: int):
         yield {"real_v": pad(pairs.h_v), "real_s": pad(pairs.h_s), "mask": np.arange(batch_size) < m}
 
 
-def gan_task(config, frozen: FrozenVAEs, train_pairs: LatentPairs, test_pairs: LatentPairs) -> tuple[Task, GAN]:
-    """The WGAN of stage 2 as a Task for the shared loop, on latent pairs held in memory."""
+def gan_task(config, frozen: FrozenVAEs, train_pairs: LatentPairs, eval_pairs: LatentPairs) -> tuple[Task, GAN]:
+    """The WGAN of stage 2 as a Task for the shared loop, on latent pairs held in memory; evaluated (and
+    its samples written) on eval_pairs: the validation split's."""
     gan = make_gan(config.gan, config.gan_optimizer, frozen.text_model.latent_dim)
     selection_settings(config.generate)         # a bad value fails now, not after training
     dv, ds = frozen.image_model.latent_dim, frozen.text_model.latent_dim
@@ -251,10 +252,10 @@ def gan_task(config, frozen: FrozenVAEs, train_pairs: LatentPairs, test_pairs: L
 
     def write_samples(state, step, wd):
         gen = model_for(frozen, gan, state, config.generate)
-        cs = gen.comments_for_features(test_pairs.frame_h_v[:6], 5, jax.random.PRNGKey(step), strategy="greedy")
+        cs = gen.comments_for_features(eval_pairs.frame_h_v[:6], 5, jax.random.PRNGKey(step), strategy="greedy")
         return reports.write_text(os.path.join(wd, "samples", f"comments_{step:06d}.md"), "".join(
             f"- {r['video_id']}:{r['keyframe_second']} {r['scene']}: " + " | ".join(c) + "\n"
-            for r, c in zip(test_pairs.frames, cs)))
+            for r, c in zip(eval_pairs.frames, cs)))
 
     task = Task(
         name="gan",
@@ -263,7 +264,7 @@ def gan_task(config, frozen: FrozenVAEs, train_pairs: LatentPairs, test_pairs: L
         train_batches=lambda start: pair_batches(train_pairs, b, gan.n_critic, config.seed, start,
                                                  jax.process_index(), jax.process_count()),
         eval_step=functools.partial(gan_eval_step, gan=gan),
-        eval_batches=lambda: eval_batches(test_pairs, b),
+        eval_batches=lambda: eval_batches(eval_pairs, b),
         finalize_eval=finalize_gan_eval,
         write_samples=write_samples,
         batch_axes={"real_v": 1, "real_s": 1},      # (n_critic, B, d): one batch per critic update

@@ -27,6 +27,7 @@ import csv
 import dataclasses
 import os
 import time
+import types
 
 import jax
 import numpy as np
@@ -36,8 +37,16 @@ from ega_jax import metrics, reports, runs, zoo
 from ega_jax.data import records, world_recipes
 
 COLUMNS = ("human_recall", "bleu4", "fluency", "diversity", "R@1", "R@5", "R@10", "MR", "MRR", "relation",
-           "novelty", "empty")
-CONTEXT_SECONDS = 10.0      # a test frame's ranking context: its video's other comments within this many seconds
+           "naming", "right_share", "wrong_share", "phrase_diversity", "novelty", "empty")
+# Rows every evaluation adds (--controls): what a model gets without the frame, and E-GA without its
+# critic's selection (the paper's generation), so that the budgets compare.
+CONTROLS = {"ega_one_draw": "E-GA, one draw per comment", "ngram_lm": "Char n-gram LM (frame-blind)"}
+DISPLAY = {**zoo.DISPLAY, **CONTROLS}
+# Which way a paired difference is "better"; the rest (fluency: a copy scores 1; naming: closest to the
+# humans'; novelty) have no better direction.
+HIGHER_IS_BETTER = {"human_recall", "bleu4", "diversity", "R@1", "R@5", "R@10", "MRR", "relation", "right_share",
+                    "phrase_diversity"}
+LOWER_IS_BETTER = {"MR", "wrong_share", "empty"}
 BOOTSTRAP = 1000            # resamples of the test frames behind every interval
 
 
@@ -82,6 +91,7 @@ class EvalSetup:
     held_out: list[list[str]]        # human comments per frame that are not references (the Human row)
     vocabulary: set                  # n-grams of the training comments (Fluency)
     train_set: set                   # the training comments (novelty)
+    train_comments: list             # ... with repeats (the frame-blind LM's training text)
     cands: list[dict]                # ranking candidates per frame
     cand_images: np.ndarray
     cand_texts: list[str]
@@ -90,6 +100,7 @@ class EvalSetup:
     num_per_frame: int
     seed: int
     num_refs: int
+    split_note: str = ""             # how the dataset was split (runs.dataset_split_note)
 
 
 def prepare(found: list[tuple[str, str]], num_per_frame: int, seed: int, num_refs: int, log=print) -> EvalSetup:
@@ -116,27 +127,29 @@ def prepare(found: list[tuple[str, str]], num_per_frame: int, seed: int, num_ref
     cand_images = images[np.asarray([f for f, c in enumerate(cands) for _ in c["candidates"]], int)]
     cand_texts = [t for c in cands for t in c["candidates"]]
     lexicons = world_recipes.LEXICONS if all(r["scene"] for r in test) else None
-    return EvalSetup(data_dir, test, images, refs, held_out, metrics.train_ngrams(train_comments), set(train_comments),
+    return EvalSetup(data_dir, test, images, refs, held_out, metrics.train_ngrams(train_comments), set(train_comments), train_comments,
                      cands, cand_images, cand_texts, lexicons, metrics.bootstrap_resamples(len(test), BOOTSTRAP, seed),
-                     num_per_frame, seed, num_refs)
+                     num_per_frame, seed, num_refs, runs.dataset_split_note(data_dir))
 
 
-def ranking_contexts(frames: list[dict], everything: list[dict], seconds: float = CONTEXT_SECONDS) -> list[list[str]]:
-    """Per test frame, the comments around its moment in its video (LiveBot's context): every other key
-    frame's comments of that video sent within `seconds` of the frame's second."""
-    by_video: dict[str, list[dict]] = {}
+def ranking_contexts(frames: list[dict], everything: list[dict]) -> list[list[str]]:
+    """Per test frame, LiveBot's context (metrics.livebot_context): the comments its video has at the
+    seconds next to the frame's second (-1, +1, -2, +2, -3, +3; at most 5), whichever key frame owns them."""
+    timed: dict[str, list[tuple[float, str]]] = {}
     for r in everything:
-        by_video.setdefault(r["video_id"], []).append(r)
-    out = []
-    for f in frames:
-        t = f["keyframe_second"]
-        out.append([c for r in by_video[f["video_id"]] if r["keyframe_second"] != t
-                    for c, s in zip(r["comments"], r["comment_seconds"]) if abs(s - t) <= seconds])
-    return out
+        timed.setdefault(r["video_id"], []).extend(zip(r["comment_seconds"], r["comments"]))
+    by_video: dict[str, dict[int, list[str]]] = {}
+    for video, items in timed.items():       # in the order they were sent, whatever record holds them
+        seconds = by_video[video] = {}
+        for t, c in sorted(items):
+            seconds.setdefault(int(t), []).append(c)
+    return [metrics.livebot_context(f["keyframe_second"], by_video[f["video_id"]]) for f in frames]
 
 
 def _with_interval(out: dict, name: str, num, den, draws) -> None:
+    """out[name] and its interval; the per-frame (num, den) stay in out["_frames"] for paired differences."""
     out[name], out[name + "_lo"], out[name + "_hi"] = metrics.ratio_interval(num, den, draws)
+    out.setdefault("_frames", {})[name] = (np.asarray(num, float), np.asarray(den, float))
 
 
 def text_metrics(setup: EvalSetup, per_frame: list[list[str]]) -> dict:
@@ -156,9 +169,13 @@ def text_metrics(setup: EvalSetup, per_frame: list[list[str]]) -> dict:
     if setup.lexicons:
         rel = metrics.relation([(r["scene"], cs) for r, cs in zip(setup.test, per_frame)], setup.lexicons)
         each = [metrics.relation([(r["scene"], cs)], setup.lexicons) for r, cs in zip(setup.test, per_frame)]
-        _with_interval(out, "relation", [e["relation"] * e["mentioning"] for e in each],
-                       [e["mentioning"] for e in each], setup.draws)
-        out["relation"] = rel["relation"]          # 0.0 (not nan) when no comment names a scene
+        naming = [e["mentioning"] for e in each]
+        _with_interval(out, "relation", [e["right"] for e in each], naming, setup.draws)
+        _with_interval(out, "naming", naming, counts, setup.draws)
+        _with_interval(out, "right_share", [e["right"] for e in each], counts, setup.draws)
+        _with_interval(out, "wrong_share", [e["mentioning"] - e["right"] for e in each], counts, setup.draws)
+        phr = [metrics.phrase_diversity_counts([cs], setup.lexicons) for cs in per_frame]
+        _with_interval(out, "phrase_diversity", [d for d, _ in phr], [u for _, u in phr], setup.draws)
         out["_relation"] = rel
     return out
 
@@ -180,18 +197,76 @@ def ranking(setup: EvalSetup, scores) -> dict:
 
 def score_model(setup: EvalSetup, name: str, path: str, strategy: str = "", log=print) -> tuple[dict, list]:
     """One model's row of Table 1 and its comments per test frame."""
-    t0 = time.time()
     model, cfg = zoo.load(path)
-    g = cfg.generate
+    return score_loaded(setup, name, model, cfg.generate, path, strategy, log)
+
+
+def score_loaded(setup: EvalSetup, name: str, model, g, path: str = "", strategy: str = "", log=print):
+    """The row of a loaded comment model (g: its generate settings) and its comments per test frame."""
+    t0 = time.time()
     strat = strategy or g.strategy
     per_frame = model.comments(setup.images, setup.num_per_frame, jax.random.PRNGKey(setup.seed), strategy=strat,
                                temperature=g.temperature, top_k=g.top_k, beam_size=g.beam_size)
     row = {"model": name, "workdir": path, "strategy": strat, **text_metrics(setup, per_frame)}
     scores = model.log_prob(setup.cand_images, setup.cand_texts, jax.random.PRNGKey(setup.seed + 1))
-    row.update(ranking(setup, scores))
-    log(f"  {zoo.DISPLAY[name]} ({path}, {strat}): " + " ".join(f"{c} {reports.fmt(row.get(c))}" for c in COLUMNS
-                                                                  if c in row) + f"  [{time.time() - t0:.0f}s]")
+    ranked = ranking(setup, scores)
+    row["_frames"].update(ranked.pop("_frames"))
+    row.update(ranked)
+    log(f"  {DISPLAY.get(name, name)} ({path or 'control'}, {strat}): " + " ".join(
+        f"{c} {reports.fmt(row.get(c))}" for c in COLUMNS if c in row) + f"  [{time.time() - t0:.0f}s]")
     return row, per_frame
+
+
+def control_rows(setup: EvalSetup, found: list[tuple[str, str]], strategy: str = "", log=print):
+    """The control rows: E-GA with one noise draw per comment (when it selects among more), and the
+    frame-blind character n-gram LM (Kneser-Ney; fitted on the train comments, its order chosen on the
+    validation comments; it samples its comments and ranks by its likelihood). (rows, comments)."""
+    rows, generated = [], {}
+    ega_path = dict(found).get("ega")
+    if ega_path:
+        model, cfg = zoo.load(ega_path)
+        if model.candidates > 1:
+            one = dataclasses.replace(model, candidates=1, overlap_penalty=0.0)
+            rows_gen = score_loaded(setup, "ega_one_draw", one, cfg.generate, ega_path, strategy, log)
+            rows.append(rows_gen[0])
+            generated["ega_one_draw"] = rows_gen[1]
+    from ega_jax import ngram      # here: evaluate's own import list stays what every model needs
+    from ega_jax.data.vocab import load_vocab
+    cfg = runs.load_config(found[0][1])
+    valid = records.read_split(setup.data_dir, records.eval_split(setup.data_dir, log))
+    lm, orders = ngram.FrameBlindLM.fit(setup.train_comments, [c for r in valid for c in r["comments"]],
+                                        load_vocab(setup.data_dir), cfg.input.max_len, seed=setup.seed)
+    log("  n-gram LM: validation NLL/token by order " + ", ".join(f"{k}: {v:.3f}" for k, v in orders.items())
+        + f"; order {lm.lm.order}")
+    g = types.SimpleNamespace(strategy="sample", temperature=1.0, top_k=0, beam_size=1)
+    row, generated["ngram_lm"] = score_loaded(setup, "ngram_lm", lm, g, "", "sample", log)
+    row["strategy"] = f"sample (order {lm.lm.order})"
+    rows.append(row)
+    return rows, generated
+
+
+def paired_differences(setup: EvalSetup, rows: list[dict], reference: str = "ega") -> list[dict]:
+    """For every metric, the reference row minus each other row, with the paired bootstrap interval over
+    the same resampled test frames (metrics.paired_ratio_difference). "holds" says whether the interval
+    excludes 0, and which way."""
+    ref = next((r for r in rows if r["model"] == reference), None)
+    if ref is None:
+        return []
+    out = []
+    for row in rows:
+        if row is ref:
+            continue
+        for c in COLUMNS:
+            if c not in ref.get("_frames", {}) or c not in row.get("_frames", {}):
+                continue
+            d, lo, hi = metrics.paired_ratio_difference(*ref["_frames"][c], *row["_frames"][c], setup.draws)
+            sign = "higher" if lo > 0 else "lower" if hi < 0 else ""
+            better = "" if not sign or c not in HIGHER_IS_BETTER | LOWER_IS_BETTER else \
+                "better" if (sign == "higher") == (c in HIGHER_IS_BETTER) else "worse"
+            out.append({"reference": reference, "model": row["model"], "metric": c, "difference": d, "lo": lo,
+                        "hi": hi, "holds": (f"{DISPLAY.get(reference)} {sign}" + (f" ({better})" if better else ""))
+                        if sign else "no difference (the interval holds 0)"})
+    return out
 
 
 def write_reports(setup: EvalSetup, rows: list[dict], generated: dict, out_dir: str, cases: int = 4) -> list[str]:
@@ -200,18 +275,21 @@ def write_reports(setup: EvalSetup, rows: list[dict], generated: dict, out_dir: 
     frame_files = reports.save_frames(setup.test, out_dir)
     columns = [c for c in COLUMNS if any(c in r for r in rows)]
     lex = setup.lexicons
-    caption = (f"{len(setup.test)} test key frames, {setup.num_per_frame} comments per frame per model, seed "
+    caption = (f"{len(setup.test)} test key frames ({setup.split_note}), {setup.num_per_frame} comments per frame per model, seed "
                f"{setup.seed}; BLEU-4 against {setup.num_refs} random human comments of the frame; ranking of "
                f"{len(setup.cands[0]['candidates']) if setup.cands else 0} candidates per frame "
-               f"(≤5 ground truth; negatives: 20 most similar to the frame's context, the comments within "
-               f"{CONTEXT_SECONDS:g} s of it in its video, 20 popular, random; none a near-duplicate of a "
-               f"ground truth), one rank per frame (its best ground truth)"
-               + (f"; relation chance {1 / len(lex):.3f}" if lex else "")
+               f"in LiveBot's recipe (≤5 ground truth; negatives: 20 popular, 20 most similar to the frame's "
+               f"context, i.e. ≤5 comments of the adjacent seconds of its video, then random; none a "
+               f"near-duplicate of a ground truth), one rank per frame (its best ground truth)"
+               + (f"; relation: share of the scene-naming comments whose only named scene is the true one "
+                  f"(chance {1 / len(lex):.3f}; – when nothing is named), naming: share of all comments that name a "
+                  f"scene, right_share / wrong_share: comments naming only the true scene / any other, over all "
+                  f"comments; phrase_diversity: distinct lexicon phrases per phrase use within a frame" if lex else "")
                + f". [lo, hi]: 95% bootstrap interval over the {len(setup.test)} test frames ({BOOTSTRAP} resamples, "
                "the same for every model); Human Recall: Wilson interval over labels.")
-    md = reports.write_table1(out_dir, setup.data_dir, caption, rows, columns, zoo.DISPLAY)
+    md = reports.write_table1(out_dir, setup.data_dir, caption, rows, columns, DISPLAY)
     if lex:
-        reports.write_confusion(os.path.join(out_dir, "confusion.md"), rows, sorted(lex), zoo.DISPLAY)
+        reports.write_confusion(os.path.join(out_dir, "confusion.md"), rows, sorted(lex), DISPLAY)
     reports.write_samples_jsonl(os.path.join(out_dir, "samples.jsonl"), setup.test, frame_files,
                                 {**generated, "human": setup.held_out})
     # Fig. 4: key frames of different scenes (the first few test frames otherwise).
@@ -224,12 +302,12 @@ def write_reports(setup: EvalSetup, rows: list[dict], generated: dict, out_dir: 
             break
     reports.case_study_png(os.path.join(out_dir, "case_study.png"), [setup.test[i] for i in picked],
                            {**{k: [v[i] for i in picked] for k, v in generated.items()},
-                            "human": [setup.held_out[i] for i in picked]}, zoo.DISPLAY)
+                            "human": [setup.held_out[i] for i in picked]}, DISPLAY)
     return md
 
 
 def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str = "", num_refs: int = 3,
-             cases: int = 4, out: str = "evaluation", log=print) -> list[dict]:
+             cases: int = 4, out: str = "evaluation", controls: bool = True, log=print) -> list[dict]:
     if not os.path.isdir(workdir):
         raise runs.RunError(f"no workdir {workdir}")
     found = discover(workdir)
@@ -237,12 +315,16 @@ def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str
         raise runs.RunError(f"no trained model in {workdir} or its subdirectories (a model workdir has a "
                             f"config.json with stage {', '.join(e.stage for e in zoo.MODELS.values())})")
     setup = prepare(found, num_per_frame, seed, num_refs, log)
-    log(f"evaluate: {len(found)} model(s) on {len(setup.test)} test key frames of {setup.data_dir}, "
-        f"{num_per_frame} comments per frame, seed {seed}")
+    log(f"evaluate: {len(found)} model(s) on {len(setup.test)} test key frames of {setup.data_dir} "
+        f"({setup.split_note}), {num_per_frame} comments per frame, seed {seed}")
     rows, generated = [], {}
     for name, path in found:
         row, generated[name] = score_model(setup, name, path, strategy, log)
         rows.append(row)
+    if controls:
+        more, more_generated = control_rows(setup, found, strategy, log)
+        rows += more
+        generated.update(more_generated)
     rows.append({"model": "human", **text_metrics(setup, setup.held_out)})
     recall = human_recall(workdir)
     for row in rows:
@@ -254,8 +336,12 @@ def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str
         return rows
     md = write_reports(setup, rows, generated, out_dir, cases)
     log("\n".join(md[2:-2]))
+    paired = paired_differences(setup, rows)
+    if paired:
+        lines = reports.write_paired(out_dir, paired, DISPLAY, len(setup.test), BOOTSTRAP)
+        log("\n".join(lines[2:]))
     log(f"wrote {out_dir}/table1.md, table1.csv, case_study.png, samples.jsonl"
-        + (", confusion.md" if setup.lexicons else ""))
+        + (", confusion.md" if setup.lexicons else "") + (", paired.md, paired.csv" if paired else ""))
     return rows
 
 
@@ -268,7 +354,7 @@ def main(argv):
         from absl import logging
         logging.set_verbosity(logging.WARNING)
     try:
-        evaluate(f.workdir, f.num_per_frame, f.seed, f.strategy, f.num_refs, out=f.out)
+        evaluate(f.workdir, f.num_per_frame, f.seed, f.strategy, f.num_refs, out=f.out, controls=f.controls)
     except (runs.RunError, runs.ConfigError) as e:
         print(f"error: {e}")
         return 1
@@ -284,5 +370,7 @@ if __name__ == "__main__":
                         "empty: each model's config.generate.strategy.")
     flags.DEFINE_integer("num_refs", 3, "Human references per frame for BLEU-4 (3 in the paper).")
     flags.DEFINE_string("out", "evaluation", "Output subdirectory of the workdir.")
+    flags.DEFINE_bool("controls", True, "Add the control rows: E-GA with one noise draw per comment (no critic "
+                      "selection) and the frame-blind character n-gram LM; with E-GA's paired differences.")
     flags.mark_flags_as_required(["workdir"])
     app.run(main)

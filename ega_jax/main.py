@@ -17,7 +17,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from ega_jax import runs, zoo
-from ega_jax.jobs import baselines, data, ega, mu0_study, relevance, table1, vae
+from ega_jax.jobs import baselines, data, ega, mu0_study, relevance, selection, table1, vae
 
 # config.stage -> the job that runs it. The one place jobs are imported.
 JOBS = {
@@ -27,6 +27,7 @@ JOBS = {
     "mu0_study": mu0_study.run,
     "gan": ega.run,
     "relevance": relevance.run,
+    "selection": selection.run,
     **{zoo.get(name).stage: baselines.run for name in zoo.BASELINES},
     "table1": table1.run,
 }

@@ -17,11 +17,22 @@ def scene_mentions(text: str, lexicons: Mapping[str, Sequence[str]]) -> set[str]
     return {scene for scene, phrases in lexicons.items() if any(p in text for p in phrases)}
 
 
-def relation(generated: Sequence[tuple[str, Sequence[str]]], lexicons: Mapping[str, Sequence[str]]) -> dict:
-    """Controlled world only: of the comments that mention some scene's phrase, the share that
-    mention the frame's true scene (chance: 1/K). generated: (true scene, comments) per frame.
+def phrases_in(text: str, lexicons: Mapping[str, Sequence[str]]) -> set[str]:
+    """The lexicon phrases inside text (any scene's)."""
+    return {p for phrases in lexicons.values() for p in phrases if p in text}
 
-    Returns {"relation", "chance", "mentioning", "total", "confusion": {true: {mentioned: count}}}.
+
+def relation(generated: Sequence[tuple[str, Sequence[str]]], lexicons: Mapping[str, Sequence[str]]) -> dict:
+    """Controlled world only: how the comments of each frame name scenes. generated: (true scene,
+    comments) per frame. A comment *names* a scene when it holds a phrase of that scene's lexicon; it is
+    *right* when the true scene is the only scene it names (naming every scene is wrong) and *wrong* when
+    it names any other scene.
+
+    Returns {"relation": right / naming (nan when nothing is named: n/a, not 0), "naming": naming / all
+    comments, "right_share" and "wrong_share": right and wrong comments / all comments (they add up to
+    naming), "phrase_diversity" (see phrase_diversity_counts), "chance" 1/K, the counts "right",
+    "mentioning" (naming), "total", and "confusion": {true: {named: count}}}. Relation alone can be
+    gamed (keep one naming comment per frame); naming and the right / wrong shares catch that.
     """
     right = mentioning = total = 0
     confusion: dict[str, dict[str, int]] = {}
@@ -32,12 +43,43 @@ def relation(generated: Sequence[tuple[str, Sequence[str]]], lexicons: Mapping[s
             if not found:
                 continue
             mentioning += 1
-            right += scene in found
+            right += found == {scene}
             row = confusion.setdefault(scene, {})
             for f in found:
                 row[f] = row.get(f, 0) + 1
-    return {"relation": right / mentioning if mentioning else 0.0, "chance": 1.0 / len(lexicons),
-            "mentioning": mentioning, "total": total, "confusion": confusion}
+    distinct, used = phrase_diversity_counts([cs for _, cs in generated], lexicons)
+    nan = float("nan")
+    return {"relation": right / mentioning if mentioning else nan,
+            "naming": mentioning / total if total else nan,
+            "right_share": right / total if total else nan,
+            "wrong_share": (mentioning - right) / total if total else nan,
+            "phrase_diversity": distinct / used if used else nan,
+            "chance": 1.0 / len(lexicons), "right": right, "mentioning": mentioning, "total": total,
+            "confusion": confusion}
+
+
+def phrase_diversity_counts(per_frame: Sequence[Sequence[str]], lexicons: Mapping[str, Sequence[str]]) -> tuple[int, int]:
+    """(distinct phrases, phrase uses) summed over frames with two or more phrase uses: per frame, the
+    lexicon phrases its naming comments hold, counted once per comment that holds them, and how many of
+    those are distinct. Their ratio is the phrase diversity: 1 when no frame repeats a phrase, 1/7 for a
+    frame whose seven comments all say "烤肉走起" however decorated (which n-gram Diversity reads as
+    diverse)."""
+    distinct = used = 0
+    for comments in per_frame:
+        uses = [p for c in comments for p in phrases_in(c, lexicons)]
+        if len(uses) >= 2:
+            distinct += len(set(uses))
+            used += len(uses)
+    return distinct, used
+
+
+def format_relation(rel: dict) -> str:
+    """The main job's line: relation, naming share and phrase diversity ("n/a" where undefined)."""
+    f = lambda v: "n/a" if v != v else f"{v:.3f}"
+    return (f"relation {f(rel['relation'])} ({rel['right']} of {rel['mentioning']} scene-naming comments name only "
+            f"the true scene; chance {rel['chance']:.2f}), naming share {f(rel['naming'])} ({rel['mentioning']} of "
+            f"{rel['total']}), right {f(rel['right_share'])} / wrong {f(rel['wrong_share'])} of all comments, "
+            f"phrase diversity {f(rel['phrase_diversity'])}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -172,16 +214,20 @@ def near_duplicate(a: str, b: str, cover: float = 0.6) -> bool:
 def build_candidates(frames_comments: Sequence[Sequence[str]], contexts: Sequence[Sequence[str]], pool: Sequence[str],
                      seed: int = 0, total: int = 100, n_truth: int = 5, n_plausible: int = 20,
                      n_popular: int = 20) -> list[dict]:
-    """LiveBot's ranking candidates (Ma et al. 2019) for each test key frame.
+    """LiveBot's ranking candidates (Ma et al. 2019; lancopku/livebot data/add_candidate.py) for each test
+    key frame, in LiveBot's order: up to n_truth of the frame's own comments (the ground truth), the
+    n_popular most frequent pool comments, the n_plausible pool comments most similar to the frame's
+    *context* (the comments of the adjacent seconds, ``livebot_context``; TF-IDF cosine against the context
+    as one document), then random pool comments up to `total`.
 
-    frames_comments[f]: the human comments of test frame f; contexts[f]: the other comments around
-    that moment of the same video (never f's own); pool: the comments negatives come from (the
-    training set's, with repeats: repeats make a comment popular). For each frame: up to n_truth of
-    its own comments (the ground truth), then negatives: the n_plausible pool comments most similar
-    to the frame's *context* (cosine of character 1-2-gram TF-IDF against the context's mean; never
-    chosen by similarity to the ground truth), the n_popular most frequent pool comments, and random
-    pool comments up to `total`. No negative is one of the frame's own comments or a near-duplicate
-    of a ground truth (``near_duplicate``). Returns {"candidates", "kinds", "truth": bool mask} per frame.
+    frames_comments[f]: the human comments of test frame f; contexts[f]: its context comments; pool: the
+    comments negatives come from (the training set's, with repeats: repeats make a comment popular).
+    Deliberate differences from add_candidate.py (docs/evaluation.md lists them with their reasons):
+    character 1-2-gram TF-IDF (Chinese without a word segmenter); a negative is never one of the frame's
+    own comments nor a near-duplicate of a ground truth (``near_duplicate``), and each kind takes the next
+    comment until it has its count (LiveBot drops a top-20 comment already chosen without replacing it);
+    a pool comment with nothing in common with the context is left to the random draw.
+    Returns {"candidates", "kinds", "truth": bool mask} per frame.
     """
     counts = collections.Counter(c for c in pool if c)
     unique = sorted(counts)
@@ -201,38 +247,45 @@ def build_candidates(frames_comments: Sequence[Sequence[str]], contexts: Sequenc
         def usable(c):   # never the frame's own comment, nor a near-duplicate of a ground truth
             return c not in taken and not any(near_duplicate(c, t) for t in truth)
 
-        context = [c for c in context if c]
-        if context:
-            query = np.asarray(vectorizer.transform(context).mean(axis=0))
-            sims = np.asarray(pool_vecs @ query.T).ravel()
+        def take(ordered, kind, k):
             n = 0
-            for i in np.argsort(-sims, kind="stable"):
-                if n >= n_plausible or sims[i] <= 0:     # nothing in common: left to the random draw
+            for c in ordered:
+                if n >= k:
                     break
-                if usable(unique[i]):
-                    chosen.append((unique[i], "plausible"))
-                    taken.add(unique[i])
+                if usable(c):
+                    chosen.append((c, kind))
+                    taken.add(c)
                     n += 1
-        n = 0
-        for c in by_popularity:
-            if n >= n_popular:
-                break
-            if usable(c):
-                chosen.append((c, "popular"))
-                taken.add(c)
-                n += 1
+
+        take(by_popularity, "popular", n_popular)
+        context = " ".join(c for c in context if c)
+        if context:
+            sims = np.asarray(pool_vecs @ vectorizer.transform([context]).T.toarray()).ravel()
+            order = [i for i in np.argsort(-sims, kind="stable") if sims[i] > 0]   # nothing in common: random
+            take((unique[i] for i in order), "plausible", n_plausible)
         rest = [c for c in unique if c not in taken]
         rng.shuffle(rest)
-        need = max(0, total - len(chosen))
-        for c in rest:
-            if need == 0:
-                break
-            if usable(c):
-                chosen.append((c, "random"))
-                taken.add(c)
-                need -= 1
+        take(rest, "random", max(0, total - len(chosen)))
         out.append({"candidates": [c for c, _ in chosen], "kinds": [k for _, k in chosen],
                     "truth": [k == "truth" for _, k in chosen]})
+    return out
+
+
+# LiveBot's context of a test moment (lancopku/livebot data/preprocess.py test_comments): the comments of
+# these neighbouring seconds of the same video, in this order, at most CONTEXT_COMMENTS of them.
+CONTEXT_OFFSETS = (-1, 1, -2, 2, -3, 3)
+CONTEXT_COMMENTS = 5
+
+
+def livebot_context(second: int, comments_by_second: Mapping[int, Sequence[str]],
+                    offsets: Sequence[int] = CONTEXT_OFFSETS, limit: int = CONTEXT_COMMENTS) -> list[str]:
+    """The context of a moment: the comments of second+offset for each offset in order, at most limit."""
+    out: list[str] = []
+    for t in offsets:
+        for c in comments_by_second.get(second + t, ()):
+            if len(out) == limit:
+                return out
+            out.append(c)
     return out
 
 
@@ -254,6 +307,23 @@ def ratio_interval(num: Sequence[float], den: Sequence[float], draws: np.ndarray
     value = num.sum() / den.sum() if den.sum() else float("nan")
     n, d = num[draws].sum(axis=1), den[draws].sum(axis=1)
     boot = n[d > 0] / d[d > 0]
+    if not len(boot):
+        return value, float("nan"), float("nan")
+    lo, hi = np.percentile(boot, [50 * (1 - level), 50 * (1 + level)])
+    return value, float(lo), float(hi)
+
+
+def paired_ratio_difference(a_num, a_den, b_num, b_den, draws: np.ndarray,
+                            level: float = 0.95) -> tuple[float, float, float]:
+    """A minus B for a metric that is sum(num) / sum(den) over frames (see ratio_interval), with the
+    PAIRED percentile bootstrap interval: each resample takes the same frames for both, so what the
+    frames share (an easy frame is easy for both) cancels. Returns (difference, lo, hi)."""
+    a_num, a_den, b_num, b_den = (np.asarray(x, float) for x in (a_num, a_den, b_num, b_den))
+    ratio = lambda n, d: n.sum() / d.sum() if d.sum() else float("nan")
+    value = ratio(a_num, a_den) - ratio(b_num, b_den)
+    ad, bd = a_den[draws].sum(axis=1), b_den[draws].sum(axis=1)
+    ok = (ad > 0) & (bd > 0)
+    boot = a_num[draws].sum(axis=1)[ok] / ad[ok] - b_num[draws].sum(axis=1)[ok] / bd[ok]
     if not len(boot):
         return value, float("nan"), float("nan")
     lo, hi = np.percentile(boot, [50 * (1 - level), 50 * (1 + level)])

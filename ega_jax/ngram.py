@@ -23,6 +23,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ega_jax.comment_model import CommentModel
 from ega_jax.data.vocab import BOS, EOS, PAD, UNK
 
 
@@ -149,3 +150,32 @@ def choose_order(train, valid, vocab_size: int, orders=(2, 3, 4, 5, 6)) -> tuple
         scores[n], models[n] = total / max(count, 1), lm
     best = min(scores, key=scores.get)
     return models[best], scores
+
+
+class FrameBlindLM(CommentModel):
+    """The frame-blind control of Table 1 as a comment model: an n-gram LM that never sees the frame.
+    It generates by sampling from the LM (the same comments' distribution for every frame) and ranks a
+    frame's candidates by their log-likelihood under the LM. Whatever it scores, a model gets from the
+    text alone."""
+    name = "ngram_lm"
+
+    def __init__(self, lm: KneserNeyLM, vocab, max_len: int, seed: int = 0):
+        self.lm, self.vocab, self.max_len, self.seed = lm, vocab, max_len, seed
+
+    @classmethod
+    def fit(cls, train_comments, valid_comments, vocab, max_len: int, orders=(2, 3, 4, 5, 6), seed: int = 0):
+        """Fitted on train_comments, its order chosen on valid_comments; returns (model, {order: NLL/token})."""
+        enc = lambda cs: [vocab.encode(c, max_len) for c in cs]
+        lm, scores = choose_order(enc(train_comments), enc(valid_comments), len(vocab), orders)
+        return cls(lm, vocab, max_len, seed), scores
+
+    def frame_features(self, images_uint8):
+        return np.zeros((len(images_uint8), 1), np.float32)       # nothing of the frame
+
+    def comments_for_features(self, feats, n: int, rng, **decode_kw):
+        # rng: a JAX key (as every model gets); the LM samples with numpy, seeded from it.
+        g = np.random.default_rng([self.seed, int(np.asarray(rng).ravel()[-1])])
+        return [[self.vocab.decode(self.lm.sample(g, self.max_len)) for _ in range(n)] for _ in range(len(feats))]
+
+    def log_prob_for_features(self, feats, tokens, rng):
+        return np.asarray([self.lm.log_prob(t) for t in np.asarray(tokens)], np.float64)

@@ -243,7 +243,7 @@ def write_confusion(path: str, rows: list[dict], names: list[str], display: dict
     conf = ["# Relation: true scene (rows) x scenes named by the generated comments", ""]
     for row in rows:
         c = row["_relation"]["confusion"]
-        conf += [f"## {display.get(row['model'], row['model'])}: relation {row['relation']:.3f} of "
+        conf += [f"## {display.get(row['model'], row['model'])}: relation {fmt(row['relation'])} of "
                  f"{row['_relation']['mentioning']} naming comments (of {row['_relation']['total']})", "",
                  "| true \\ named | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
         conf += [f"| {s} | " + " | ".join(str(c.get(s, {}).get(t, "")) for t in names) + " |" for s in names
@@ -251,3 +251,19 @@ def write_confusion(path: str, rows: list[dict], names: list[str], display: dict
         conf.append("")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(conf))
+
+
+def write_paired(out_dir: str, paired: list[dict], display: dict[str, str], frames: int, resamples: int) -> list[str]:
+    """paired.md and paired.csv: a reference model minus every other row, metric by metric, with the
+    paired bootstrap interval; returns paired.md's lines."""
+    ref = display.get(paired[0]["reference"], paired[0]["reference"])
+    md = [f"# {ref} minus every other row (paired differences)", "",
+          f"Each interval: 95% paired bootstrap over the {frames} test frames ({resamples} resamples; both models "
+          "take the same frames in every resample). A difference holds only when its interval excludes 0.", "",
+          "| other row | metric | difference | 95% interval | reading |", "|---|---|---|---|---|"]
+    md += [f"| {display.get(p['model'], p['model'])} | {p['metric']} | {p['difference']:+.4f} | "
+           f"[{p['lo']:+.4f}, {p['hi']:+.4f}] | {p['holds']} |" for p in paired]
+    write_text(os.path.join(out_dir, "paired.md"), "\n".join(md) + "\n")
+    write_csv(os.path.join(out_dir, "paired.csv"), paired, ["reference", "model", "metric", "difference", "lo", "hi",
+                                                          "holds"])
+    return md

@@ -65,6 +65,8 @@ UPGRADES = (
     ("gan_optimizer", "name", dict(b1=0.9, b2=0.999)),
     ("baseline_optimizer", "name", dict(b1=0.9, b2=0.999)),
     ("data", "dir", dict(danmaku_only="", window_seconds=10.0)),
+    # Runs from before the split by video were built 80/20 by key frame.
+    ("build", "videos", dict(split_by="keyframe", validation_fraction=0.0)),
 )
 
 
@@ -151,3 +153,21 @@ def resolve_dataset(config, log=print) -> str:
     world = WorldConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in config.data.world.to_dict().items()})
     return build.ensure_default_dataset(
         config.data.default_root, world, build_lib.BuildConfig.from_dict(config.data.build.to_dict()), log)
+
+
+def dataset_split_note(data_dir: str) -> str:
+    """How a built dataset was split, in words, from its summary.json (datasets built before the split
+    by video say nothing and were split by key frame)."""
+    try:
+        with open(os.path.join(data_dir, "summary.json"), encoding="utf-8") as f:
+            summary = json.load(f)
+    except (OSError, ValueError):
+        return "split unknown"
+    if summary.get("text_only"):
+        return "split by file"
+    split = summary.get("split", {"by": "keyframe"})
+    if split["by"] == "video":
+        n = {s: len(v) for s, v in split.get("videos", {}).items()}
+        return (f"split by video: {n.get('train', 0)} / {n.get('validation', 0)} / {n.get('test', 0)} videos; "
+                "no test video seen in training")
+    return "split by KEY FRAME: the test frames' videos are also in train"

@@ -254,7 +254,8 @@ def image_vae_task(config, data_dir: str) -> Task:
     ip, pcfg = _pipeline(config, data_dir)
     model = image_model_from(config.image_vae)
     tx = make_optimizer(config.optimizer)
-    test_images = next(ip.batches(pcfg, "images", split="test", train=False))["image"][:8]
+    held_out = records.eval_split(data_dir)
+    test_images = next(ip.batches(pcfg, "images", split=held_out, train=False))["image"][:8]
 
     def write_samples(state, step, workdir):
         v = {"params": state.params, "batch_stats": state.batch_stats}
@@ -273,7 +274,7 @@ def image_vae_task(config, data_dir: str) -> Task:
         train_step=functools.partial(image_train_step, kl=config.kl, reconstruction=config.image_vae.reconstruction),
         train_batches=lambda start: ip.dataset(pcfg, "images").skip(start).as_numpy_iterator(),
         eval_step=functools.partial(image_eval_step, kl=config.kl, reconstruction=config.image_vae.reconstruction),
-        eval_batches=lambda: ip.batches(pcfg, "images", split="test", train=False),
+        eval_batches=lambda: ip.batches(pcfg, "images", split=held_out, train=False),
         finalize_eval=finalize_latent_eval,
         write_samples=write_samples,
     )
@@ -285,7 +286,8 @@ def text_vae_task(config, data_dir: str) -> Task:
     model = text_model_from(config.text_vae, len(vocab))
     tx = make_optimizer(config.optimizer)
     max_len = config.input.max_len
-    test = records.read_split(data_dir, "test")
+    held_out = records.eval_split(data_dir)
+    test = records.read_split(data_dir, held_out)
     rng = np.random.default_rng(config.seed)
     sample_texts = [c for r in test for c in rng.choice(r["comments"], size=min(2, len(r["comments"])), replace=False)]
     sample_texts = sample_texts[:12]
@@ -303,7 +305,7 @@ def text_vae_task(config, data_dir: str) -> Task:
                                      **kw),
         train_batches=lambda start: ip.dataset(pcfg, "pairs", vocab=vocab).skip(start).as_numpy_iterator(),
         eval_step=functools.partial(text_eval_step, **kw),
-        eval_batches=lambda: ip.batches(pcfg, "pairs", split="test", train=False, vocab=vocab),
+        eval_batches=lambda: ip.batches(pcfg, "pairs", split=held_out, train=False, vocab=vocab),
         finalize_eval=finalize_text_eval,
         write_samples=write_samples,
     )

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import subprocess
 import sys
 
@@ -184,29 +185,46 @@ def test_table1_trains_every_model_and_writes_the_table(table1):
     assert json.loads((w / "cvae" / "config.json").read_text())["stage1"]["image_vae_dir"] == str(w / "ega" / "image_vae")
     assert not (w / "cvae" / "image_vae").exists()
     rows = _read_csv(w / "evaluation" / "table1.csv")
-    assert [x["model"] for x in rows] == ["encdec", "cvae", "simple_gan", "ega", "human"]
+    # The models, then the controls (E-GA without its critic's selection, the frame-blind LM), then humans.
+    assert [x["model"] for x in rows] == ["encdec", "cvae", "simple_gan", "ega", "ega_one_draw", "ngram_lm", "human"]
     for x in rows:
-        for col in ("bleu4", "fluency", "diversity", "relation"):
+        for col in ("bleu4", "fluency", "diversity", "naming", "right_share", "wrong_share"):
             assert 0.0 <= float(x[col]) <= 1.0
-    for x in rows[:4]:
+        assert x["relation"] == "nan" or 0.0 <= float(x["relation"]) <= 1.0      # n/a when nothing is named
+        assert float(x["right_share"]) + float(x["wrong_share"]) == pytest.approx(float(x["naming"]))
+    for x in rows[:6]:
         assert 1.0 <= float(x["MR"]) <= 100 and 0 < float(x["MRR"]) <= 1
         assert float(x["R@1"]) <= float(x["R@5"]) <= float(x["R@10"])
         # Every figure comes with its bootstrap interval over the test frames.
         for col in ("bleu4", "fluency", "diversity", "R@1", "MRR", "relation"):
             if col == "relation" and x["relation_lo"] == "nan":      # no comment named a scene: no interval
-                assert float(x["relation"]) == 0.0
+                assert x["relation"] == "nan"
                 continue
             assert float(x[col + "_lo"]) <= float(x[col]) <= float(x[col + "_hi"]), (x["model"], col)
-    assert rows[4]["MR"] == ""                                   # humans are not ranked
+    assert rows[-1]["MR"] == ""                                  # humans are not ranked
     md = (w / "evaluation" / "table1.md").read_text()
     assert "| E-GA |" in md and "| Simple-GAN |" in md and "| Human (held-out) |" in md
+    assert "| Char n-gram LM (frame-blind) |" in md and "| E-GA, one draw per comment |" in md
+    assert "split by video" in md
+    # E-GA minus every other row, every metric, paired over the same resampled frames.
+    paired = _read_csv(w / "evaluation" / "paired.csv")
+    assert {p["model"] for p in paired} == {"encdec", "cvae", "simple_gan", "ega_one_draw", "ngram_lm", "human"}
+    assert {p["metric"] for p in paired if p["model"] == "ngram_lm"} >= {"bleu4", "MRR", "naming", "diversity"}
+    for p in paired:
+        d, lo, hi = float(p["difference"]), float(p["lo"]), float(p["hi"])
+        if not math.isnan(d) and not math.isnan(lo):
+            assert lo <= d + 1e-9 and d <= hi + 1e-9
+            assert ("no difference" in p["holds"]) == (lo <= 0 <= hi)
+    by = {(p["model"], p["metric"]): float(p["difference"]) for p in paired}
+    value = {x["model"]: x for x in rows}
+    assert by["cvae", "bleu4"] == pytest.approx(float(value["ega"]["bleu4"]) - float(value["cvae"]["bleu4"]))
     assert "95% bootstrap interval" in md and md.count(" [") > 20
     from PIL import Image
     im = Image.open(w / "evaluation" / "case_study.png")
     assert im.width > 600 and im.height > 300
     samples = [json.loads(l) for l in (w / "evaluation" / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     n_test = tiny["summary"]["keyframes"]["test"]
-    for m in ("ega", "encdec", "cvae", "simple_gan"):
+    for m in ("ega", "encdec", "cvae", "simple_gan", "ega_one_draw", "ngram_lm"):
         assert sum(s["model"] == m for s in samples) == 3 * n_test
     assert all((w / "evaluation" / s["image"]).exists() for s in samples)
     assert "confusion.md" in {p.name for p in (w / "evaluation").iterdir()}
@@ -224,7 +242,7 @@ def test_evaluate_cli_is_deterministic_and_baselines_generate_like_ega(table1, t
     one = subprocess.run([sys.executable, "-m", "ega_jax.evaluate", f"--workdir={w / 'cvae'}", "--num_per_frame=2"],
                          capture_output=True, text=True, cwd=REPO, timeout=600)
     assert one.returncode == 0, one.stderr[-3000:]
-    assert [x["model"] for x in _read_csv(w / "cvae" / "evaluation" / "table1.csv")] == ["cvae", "human"]
+    assert [x["model"] for x in _read_csv(w / "cvae" / "evaluation" / "table1.csv")] == ["cvae", "ngram_lm", "human"]
     # The generate CLI takes a baseline's workdir like E-GA's.
     from PIL import Image
     frame = next((tiny["built"]).parent.glob("raw/videos/*"))

@@ -44,7 +44,7 @@ def test_beam_build_equals_single_process_build(inputs, tmp_path):
     assert b.returncode == 2, b.stderr[-3000:]
     files = sorted(os.listdir(single))
     assert files == sorted(os.listdir(beam))                       # nothing left over from the pipeline
-    assert [f for f in files if "tfrecord" in f] == [f"{s}.tfrecord-0000{i}-of-00003" for s in ("test", "train")
+    assert [f for f in files if "tfrecord" in f] == [f"{s}.tfrecord-0000{i}-of-00003" for s in ("test", "train", "validation")
                                                       for i in range(3)]
     for f in files:
         if f != "summary.json":

@@ -18,8 +18,8 @@ def test_summary_accounts_for_every_comment(tiny_world):
     c = s["comments"]
     assert s["inputs"]["videos_built"] == 4 and not s["inputs"]["skipped"]
     assert c["kept"] + sum(c["dropped"].values()) + c["outside_video"] == c["seen"]
-    assert c["kept"] == c["train"] + c["test"]
-    assert s["keyframes"]["written"] == s["keyframes"]["train"] + s["keyframes"]["test"]
+    assert c["kept"] == c["train"] + c["validation"] + c["test"]
+    assert s["keyframes"]["written"] == s["keyframes"]["train"] + s["keyframes"]["validation"] + s["keyframes"]["test"]
     # The world writes art/script comments on purpose; the cleaning must have caught them.
     assert c["dropped"]["positioned"] + c["dropped"]["script"] > 0
 
@@ -27,7 +27,7 @@ def test_summary_accounts_for_every_comment(tiny_world):
 def test_tfrecord_round_trip_equals_processing(tiny_world):
     raw, built = tiny_world["raw"], tiny_world["built"]
     cfg = build.BuildConfig(image_size=32)
-    got = records.read_split(str(built), "train", "test")
+    got = records.read_split(str(built), "train", "validation", "test")
     expected = []
     for stem in sorted(os.path.splitext(f)[0] for f in os.listdir(raw / "videos")):
         recs, _, _ = build_lib.process_video(stem, str(raw / "videos" / f"{stem}.mp4"),
@@ -49,6 +49,53 @@ def test_tfrecord_round_trip_equals_processing(tiny_world):
         assert g["scene"] == labels[e.video_id][e.keyframe_second]
         # Every comment falls on a second of the key frame's cluster.
         assert all(int(t) in e.cluster_seconds for t in e.comment_seconds)
+
+
+def test_the_default_split_holds_whole_videos_out(tiny_world):
+    """4 videos, 70 / 10 / 20: 2 / 1 / 1 videos (at least one validation and one test video), no video in
+    two splits, and summary.json names the videos of each split."""
+    built, s = str(tiny_world["built"]), tiny_world["summary"]
+    assert s["split"]["by"] == "video" and s["split"]["fractions"] == {"train": 0.7, "validation": 0.1, "test": 0.2}
+    videos = {split: {r["video_id"] for r in records.read_split(built, split)} for split in records.SPLITS}
+    assert {k: len(v) for k, v in videos.items()} == {"train": 2, "validation": 1, "test": 1}
+    assert not (videos["train"] & videos["test"]) and not (videos["train"] & videos["validation"])
+    assert not (videos["validation"] & videos["test"])
+    assert {k: set(v) for k, v in s["split"]["videos"].items()} == videos
+    assert records.eval_split(built) == "validation"
+
+
+def test_video_split_counts_are_exact_and_depend_on_names_only():
+    stems = [f"v{i:03d}" for i in range(160)]
+    table = build_lib.video_splits(stems, 0.7, 0.1)
+    assert collections.Counter(table.values()) == {"train": 112, "validation": 16, "test": 32}
+    assert build_lib.video_splits(list(reversed(stems)), 0.7, 0.1) == table      # not the order
+    assert collections.Counter(build_lib.video_splits(stems[:2], 0.7, 0.1).values()) == {"train": 1, "test": 1}
+    assert collections.Counter(build_lib.video_splits(stems[:3], 0.7, 0.1).values()) == \
+        {"train": 1, "validation": 1, "test": 1}
+    assert "validation" not in build_lib.video_splits(stems[:10], 0.8, 0.0).values()
+    one = build.BuildConfig().splitter(["only"])
+    assert one.by == "keyframe" and "needs two or more videos" in one.why and "split by KEY FRAME" in one.describe({})
+    with pytest.raises(ValueError, match="split_by"):
+        build.BuildConfig.from_dict({"split_by": "second"})
+    with pytest.raises(ValueError, match="must leave a test share"):
+        build.BuildConfig.from_dict({"train_fraction": 0.9, "validation_fraction": 0.1})
+
+
+def test_keyframe_split_stays_available_and_says_so(tiny_world, tmp_path):
+    cfg = build.BuildConfig(videos=str(tiny_world["raw"] / "videos"), danmaku=str(tiny_world["raw"] / "danmaku"),
+                            out=str(tmp_path / "kf"), image_size=32, num_shards=1, split_by="keyframe",
+                            train_fraction=0.8, validation_fraction=0.0)
+    lines = []
+    s = build.build_dataset(cfg, log=lines.append)
+    assert s["split"]["by"] == "keyframe" and "videos" not in s["split"]
+    assert any("split by KEY FRAME" in line for line in lines)
+    assert s["keyframes"]["validation"] == 0 and records.eval_split(str(tmp_path / "kf"), log=lines.append) == "test"
+    assert "has no validation split" in lines[-1]
+    train = {r["video_id"] for r in records.read_split(str(tmp_path / "kf"), "train")}
+    test = {r["video_id"] for r in records.read_split(str(tmp_path / "kf"), "test")}
+    assert train & test                     # the leak the video split closes
+    # The same records as the video split, only assigned differently.
+    assert s["keyframes"]["written"] == tiny_world["summary"]["keyframes"]["written"]
 
 
 def test_split_is_deterministic_and_80_20():

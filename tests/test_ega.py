@@ -2,6 +2,7 @@ import csv
 import dataclasses
 import functools
 import json
+import math
 import re
 import subprocess
 import sys
@@ -204,15 +205,39 @@ def test_critic_selection_settings_are_checked():
             ega.selection_settings(generate(**bad))
 
 
-def test_relation_metric():
+def test_relation_metric_is_strict_and_reports_naming_and_shares():
     lex = {"beach": ["海边", "沙滩"], "snow": ["下雪"], "rain": ["下雨"]}
     gen = [("beach", ["好想去海边", "下雪了", "哈哈哈"]), ("snow", ["下雪了啊", "沙滩下雪"])]
     r = metrics.relation(gen, lex)
-    # mentioning: 海边 (beach, right), 下雪 (snow, wrong), 下雪 (right), 沙滩下雪 (both, right)
-    assert r["mentioning"] == 4 and r["total"] == 5 and r["relation"] == pytest.approx(3 / 4)
+    # naming: 海边 (beach only: right), 下雪 (snow: wrong), 下雪 (snow only: right), 沙滩下雪 (both: WRONG,
+    # the true scene is not the only one named)
+    assert r["mentioning"] == 4 and r["total"] == 5 and r["right"] == 2 and r["relation"] == pytest.approx(2 / 4)
+    assert r["naming"] == pytest.approx(4 / 5)
+    assert r["right_share"] == pytest.approx(2 / 5) and r["wrong_share"] == pytest.approx(2 / 5)
+    assert r["right_share"] + r["wrong_share"] == pytest.approx(r["naming"])
     assert r["chance"] == pytest.approx(1 / 3)
     assert r["confusion"] == {"beach": {"beach": 1, "snow": 1}, "snow": {"snow": 2, "beach": 1}}
-    assert metrics.relation([("beach", [""])], lex)["relation"] == 0.0
+    # A comment naming every scene is wrong, not right.
+    assert metrics.relation([("beach", ["海边下雪下雨"])], lex)["relation"] == 0.0
+    # Nothing named: relation is undefined (n/a), not 0.
+    none = metrics.relation([("beach", ["", "哈哈"])], lex)
+    assert math.isnan(none["relation"]) and none["naming"] == 0.0
+    assert "relation n/a" in metrics.format_relation(none) and "naming share 0.000" in metrics.format_relation(none)
+    # Keeping one naming comment per frame games relation; naming share shows it.
+    gamed = metrics.relation([("beach", ["海边"] + ["哈哈"] * 9), ("snow", ["下雪"] + ["哈哈"] * 9)], lex)
+    assert gamed["relation"] == 1.0 and gamed["naming"] == pytest.approx(0.1)
+
+
+def test_phrase_diversity_counts_repeated_phrases_however_decorated():
+    lex = {"campfire": ["烤肉走起", "篝火晚会"], "snow": ["下雪了"]}
+    same = ["烤肉走起" + "!" * i for i in range(7)]
+    assert metrics.phrase_diversity_counts([same], lex) == (1, 7)
+    assert metrics.diversity_of(same) > 0.1            # n-gram Diversity does not see it
+    # Two frames pooled; a frame with fewer than two phrase uses does not count; a comment with two phrases
+    # uses both.
+    frames = [["烤肉走起", "篝火晚会", "烤肉走起篝火晚会"], ["下雪了", "哈哈"], ["下雪了", "下雪了啊"]]
+    assert metrics.phrase_diversity_counts(frames, lex) == (2 + 1, 4 + 2)
+    assert metrics.relation([("campfire", same)], lex)["phrase_diversity"] == pytest.approx(1 / 7)
 
 
 def test_paper_config_keeps_the_paper_settings():
@@ -273,7 +298,13 @@ def test_main_job_trains_prerequisites_then_the_gan(main_run):
     assert first.returncode == 0, first.stderr[-3000:]
     out = first.stdout
     assert "image_vae: no finished run" in out and "text_vae: no finished run" in out
-    assert "gan step 4/4" in out and "relation to the true scene" in out and "index.html" in out
+    assert "gan step 4/4" in out and "index.html" in out
+    # Relation, naming share and phrase diversity on the test videos, E-GA's and the humans' side by side.
+    for who in ("  E-GA", "humans"):
+        assert re.search(who + r" on the test key frames: relation (n/a|\d\.\d{3}) .* naming share \d\.\d{3} "
+                         r"\(\d+ of \d+\).* phrase diversity (n/a|\d\.\d{3})", out), out[-2000:]
+    assert "split by video: 2 / 1 / 1 videos; no test video seen in training" in out
+    assert "validation pairs (evaluated during training)" in out
     assert re.search(r"diversity \d\.\d{3} \(per frame, \d+ comments\), fluency \d\.\d{3}", out)
     saved = {d: json.loads((w / d / "config.json").read_text()) for d in ("image_vae", "text_vae")}
     for d in ("image_vae", "text_vae"):
@@ -419,17 +450,21 @@ def test_relevance_study_runs_probes_bounds_and_variants(main_run, tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "image_vae: finished run found" in r.stdout                  # the frozen VAEs were reused
     rows = list(csv.DictReader(open(tmp_path / "relevance.csv", encoding="utf-8")))
-    assert [x["variant"] for x in rows[:2]] == ["upper bound: real mu_s of the same frame",
+    assert [x["variant"] for x in rows[:3]] == ["humans: n of each frame's own comments",
+                                                "upper bound: real mu_s of the same frame",
                                                 "lower bound: real mu_s of a random train frame"]
+    assert float(rows[0]["naming"]) > 0.3             # the world's humans name a scene in about 0.6 of comments
     # study.only, in order; each trained G scored under both selections (every draw / the critic's pick)
     selections = ("critic_x8_decoded", "critic_x8_latent", "one_draw")
-    assert [(x["variant"], x["selection"]) for x in rows[2:]] == [
+    assert [(x["variant"], x["selection"]) for x in rows[3:]] == [
         (v, s) for v in ("clip", "gp_mm08_ms3_lr3e4_nc2", "gp_mm08to0") for s in selections]
-    assert "gan.n_critic=2" in rows[5]["overrides"] and "gan.mismatch_decay_steps=3000" in rows[8]["overrides"]
-    assert {x["steps"] for x in rows[2:]} == {"2"}                 # study.steps, as no variant names its own
+    assert "gan.n_critic=2" in rows[6]["overrides"] and "gan.mismatch_decay_steps=3000" in rows[9]["overrides"]
+    assert {x["steps"] for x in rows[3:]} == {"2"}                 # study.steps, as no variant names its own
     for x in rows:
-        assert 0.0 <= float(x["relation"]) <= 1.0 and 0.0 <= float(x["fluency"]) <= 1.0
-    assert "scene from mu_v" in (tmp_path / "relevance.md").read_text(encoding="utf-8")
+        assert x["relation"] == "nan" or 0.0 <= float(x["relation"]) <= 1.0
+        assert 0.0 <= float(x["naming"]) <= 1.0 and 0.0 <= float(x["fluency"]) <= 1.0
+    md = (tmp_path / "relevance.md").read_text(encoding="utf-8")
+    assert "scene from mu_v" in md and "validation key frames" in md and " test " not in md
     bad = run_main("--config=configs/relevance.py", f"--workdir={tmp_path / 'bad'}",
                    f"--config.data.dir={tiny_world['built']}", "--config.study.only=nope", *args)
     assert bad.returncode != 0 and "study.only names ['nope']" in bad.stderr
@@ -437,6 +472,31 @@ def test_relevance_study_runs_probes_bounds_and_variants(main_run, tmp_path):
                    f"--config.data.dir={tiny_world['built']}", "--config.study.selections.one_draw=gan.mismatch=0.1",
                    *args)
     assert bad.returncode != 0 and "may set generate.* only" in bad.stderr
+
+
+def test_selection_study_scores_the_grid_on_validation(main_run, tmp_path):
+    """configs/selection.py on the main job's G: each selection setting once, on the validation videos,
+    next to the humans; the config's own setting marked; the trade-off plot written."""
+    w, _, _ = main_run
+    r = run_main("--config=configs/selection.py", f"--workdir={tmp_path}", f"--config.study.ega_dir={w}",
+                 "--config.study.candidates=(1, 8)")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "1 validation key frames" not in r.stdout and " validation key frames of " in r.stdout
+    rows = list(csv.DictReader(open(tmp_path / "selection.csv", encoding="utf-8")))
+    grid = [(x["candidates"], x["overlap_penalty"], x["score"]) for x in rows[:-1]]
+    assert grid == [("1", "0.0", "latent"), ("8", "0.0", "latent"), ("8", "0.0", "decoded"), ("8", "2.0", "latent"),
+                    ("8", "2.0", "decoded")]                     # one draw: nothing to pick, so given once
+    assert rows[-1]["score"] == "humans" and 0 < float(rows[-1]["naming"]) <= 1
+    assert [x["is_config"] for x in rows[:-1]] == ["False"] * 4 + ["True"]     # configs/gan.py: 8, 2.0, decoded
+    for x in rows[:-1]:
+        assert 0 <= float(x["naming"]) <= 1 and (x["relation"] == "nan" or 0 <= float(x["relation"]) <= 1)
+        assert float(x["right_share"]) + float(x["wrong_share"]) == pytest.approx(float(x["naming"]), abs=2e-3)
+    assert (tmp_path / "selection.png").stat().st_size > 10_000
+    from ega_jax.jobs import selection
+    study = ml_collections.ConfigDict(dict(min_relation=0.95, naming_gap=0.1, min_diversity=0.9))
+    assert selection.meets({"relation": 0.97, "naming": 0.65, "diversity": 0.92}, 0.6, study)
+    assert not selection.meets({"relation": 0.99, "naming": 0.9, "diversity": 0.95}, 0.6, study)
+    assert not selection.meets({"relation": float("nan"), "naming": 0.6, "diversity": 0.95}, 0.6, study)
 
 
 def test_main_job_on_the_real_pair_with_a_real_text_model(tmp_path):
@@ -474,7 +534,7 @@ def test_main_job_on_the_real_pair_with_a_real_text_model(tmp_path):
     w = tmp_path / "ega"
     r = _main(f"--workdir={w}", f"--config.data.dir={data}", f"--config.stage1.text_vae_dir={text}")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "text_vae: finished run found" in r.stdout and "relation to the true scene" not in r.stdout
+    assert "text_vae: finished run found" in r.stdout and "naming share" not in r.stdout
     rows = [json.loads(x) for x in (w / "generated" / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     assert len(rows) == 3 * s["keyframes"]["test"]
     # the comments are the real-text model's: every character is in its vocabulary

@@ -103,7 +103,8 @@ def test_candidates_follow_the_livebot_recipe():
         popular = [x for x in ["233", "哈哈哈", "前方高能"]]
         assert [x for x, k in zip(cs, kinds) if k == "popular"] == popular
         n_plaus = sum(k == "plausible" for k in kinds)
-        assert kinds == ["truth"] * 3 + ["plausible"] * n_plaus + ["popular"] * 3 + ["random"] * (34 - n_plaus)
+        # LiveBot's order: ground truth, popular, plausible, random.
+        assert kinds == ["truth"] * 3 + ["popular"] * 3 + ["plausible"] * n_plaus + ["random"] * (34 - n_plaus)
     truth0 = [x for x, t in zip(cands[0]["candidates"], cands[0]["truth"]) if t]
     for dup, of in (("哇下雪了!", "下雪了"), ("雪好大啊", "雪好大")):
         assert (dup in cands[0]["candidates"]) == (of not in truth0)
@@ -119,6 +120,20 @@ def test_candidates_follow_the_livebot_recipe():
     assert again == cands
     other = metrics.build_candidates(frames, contexts, pool, seed=1, total=40, n_truth=3, n_plausible=5, n_popular=3)
     assert other != cands
+
+
+def test_the_context_is_livebots_adjacent_seconds():
+    by_second = {9: ["a9"], 10: ["own"], 11: ["b11", "c11"], 12: ["d12"], 8: ["e8", "f8"], 13: ["g13"], 20: ["far"]}
+    # -1, +1, -2, +2, ... at most 5; the moment's own second is not its context.
+    assert metrics.livebot_context(10, by_second) == ["a9", "b11", "c11", "e8", "f8"]
+    assert metrics.livebot_context(10, by_second, limit=10) == ["a9", "b11", "c11", "e8", "f8", "d12", "g13"]
+    assert metrics.livebot_context(30, by_second) == []
+    from ega_jax import evaluate
+    recs = [{"video_id": "v", "keyframe_second": 4, "comments": ["x", "y"], "comment_seconds": [4.2, 5.5]},
+            {"video_id": "v", "keyframe_second": 7, "comments": ["z", "w"], "comment_seconds": [6.9, 5.1]},
+            {"video_id": "u", "keyframe_second": 4, "comments": ["other video"], "comment_seconds": [5.0]}]
+    # Whichever key frame owns them, in the order sent: second 5 holds w (5.1) then y (5.5).
+    assert evaluate.ranking_contexts(recs[:1], recs) == [["w", "y", "z"]]
 
 
 def test_candidates_with_a_small_pool_and_few_comments():
@@ -171,6 +186,26 @@ def test_bootstrap_interval_of_a_share_matches_the_normal_approximation():
     # A ratio of sums: frames weigh by their denominators (a mean over comments, not over frames).
     v, _, _ = metrics.ratio_interval([3, 1], [3, 1], metrics.bootstrap_resamples(2, 10))
     assert v == 1.0 and metrics.ratio_interval([1, 0], [1, 3], metrics.bootstrap_resamples(2, 10))[0] == 0.25
+
+
+def test_paired_difference_matches_a_direct_loop_and_cancels_what_frames_share():
+    rng = np.random.default_rng(3)
+    n = 300
+    ease = rng.random(n)                                   # a frame effect both models share
+    den = rng.integers(1, 6, size=n).astype(float)
+    a = np.minimum(den, np.round(den * np.clip(ease + 0.05 + 0.1 * rng.standard_normal(n), 0, 1)))
+    b = np.minimum(den, np.round(den * np.clip(ease + 0.1 * rng.standard_normal(n), 0, 1)))
+    draws = metrics.bootstrap_resamples(n, 500, seed=4)
+    d, lo, hi = metrics.paired_ratio_difference(a, den, b, den, draws)
+    assert d == pytest.approx(a.sum() / den.sum() - b.sum() / den.sum())
+    boot = sorted(a[i].sum() / den[i].sum() - b[i].sum() / den[i].sum() for i in draws)
+    assert lo == pytest.approx(np.percentile(boot, 2.5)) and hi == pytest.approx(np.percentile(boot, 97.5))
+    # Pairing: the marginal intervals overlap, yet the paired one excludes 0.
+    _, alo, ahi = metrics.ratio_interval(a, den, draws)
+    _, blo, bhi = metrics.ratio_interval(b, den, draws)
+    assert alo < bhi and lo > 0 and (hi - lo) < 0.7 * (ahi - alo)
+    # A model against itself: exactly 0, and an interval of 0.
+    assert metrics.paired_ratio_difference(a, den, a, den, draws) == (0.0, 0.0, 0.0)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ega_jax.data.vocab import BOS, EOS, PAD, UNK, CharVocab
-from ega_jax.ngram import KneserNeyLM, choose_order
+from ega_jax.ngram import FrameBlindLM, KneserNeyLM, choose_order
 
 V = 8          # specials 0..3, characters 4..7
 
@@ -66,3 +66,21 @@ def test_higher_orders_model_real_danmaku_better_and_validation_picks_the_order(
     for _ in range(20):
         s = lm.sample(rng, 32)
         assert s[-1] == EOS and EOS not in s[:-1] and len(s) <= 32 and UNK not in s
+
+
+def test_the_frame_blind_control_ignores_the_frame():
+    """Table 1's frame-blind row: order chosen on validation, scores are the LM's log-likelihood whatever
+    the frame, and its comments come from the LM (never <unk>)."""
+    import jax
+    train = ["哈哈哈", "好想去海边", "下雪了", "好想去海边", "哈哈", "下雪了啊"] * 20
+    vocab = CharVocab.build(train, min_count=1)
+    lm, scores = FrameBlindLM.fit(train, ["好想去海边", "下雪了"], vocab, max_len=12, orders=(1, 2, 3))
+    assert set(scores) == {1, 2, 3} and lm.lm.order == min(scores, key=scores.get)
+    frames = [np.zeros((8, 8, 3), np.uint8), np.full((8, 8, 3), 255, np.uint8)]
+    texts = ["下雪了", "下雪了"]
+    got = lm.log_prob(np.stack(frames), texts, jax.random.PRNGKey(0))
+    assert got[0] == got[1] == pytest.approx(lm.lm.log_prob(vocab.encode("下雪了", 12)))
+    comments = lm.comments(np.stack(frames), 50, jax.random.PRNGKey(1))
+    assert len(comments) == 2 and all(len(cs) == 50 for cs in comments)
+    assert all(set(c) <= set("".join(train)) for cs in comments for c in cs)
+    assert comments == lm.comments(np.stack(frames), 50, jax.random.PRNGKey(1))       # seeded

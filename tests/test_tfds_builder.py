@@ -39,5 +39,5 @@ def test_tfds_build_cli(tiny_world, tmp_path):
     run = subprocess.run([tfds_bin, "build", "ega_jax/data/ega_danmaku", f"--manual_dir={_manual_dir(tiny_world, tmp_path)}",
                           f"--data_dir={out}"], cwd=REPO, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
-    files = {p.name for p in (out / "ega_danmaku" / "1.0.0").iterdir()}
+    files = {p.name for p in (out / "ega_danmaku" / "2.0.0").iterdir()}
     assert "dataset_info.json" in files and any(f.startswith("ega_danmaku-train.tfrecord") for f in files)

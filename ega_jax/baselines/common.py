@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from ega_jax import runs
 from ega_jax.comment_model import CommentModel
+from ega_jax.data import records
 from ega_jax.data.vocab import PAD, CharVocab
 from ega_jax.vae import encode_images, frames_to_input, load_image_vae
 
@@ -41,12 +42,14 @@ class YConditioned(CommentModel):
 
 
 def image_comment_streams(config, data_dir: str, vocab: CharVocab):
-    """(train stream from a step, test stream) of (key frame, comment) batches."""
+    """(train stream from a step, evaluation stream: validation, see records.eval_split) of (key frame,
+    comment) batches."""
     # tf.data lives here only: the steps and comment models must run without TensorFlow.
     from ega_jax import input_pipeline as ip
     pcfg = ip.host_pipeline_config(config, data_dir)
     stream = lambda skip: ip.dataset(pcfg, "image_comment", vocab=vocab).skip(skip).as_numpy_iterator()
-    eval_stream = lambda: ip.batches(pcfg, "image_comment", split="test", train=False, vocab=vocab)
+    held_out = records.eval_split(data_dir)
+    eval_stream = lambda: ip.batches(pcfg, "image_comment", split=held_out, train=False, vocab=vocab)
     return stream, eval_stream
 
 

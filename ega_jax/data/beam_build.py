@@ -38,8 +38,8 @@ def _order_key(r):
     return (r.video_id, r.keyframe_second)
 
 
-def _assign_shard(r, order, cfg):
-    split = rec.split_of(r.key, cfg.train_fraction)
+def _assign_shard(r, order, cfg, splitter):
+    split = splitter(r)
     index = order[split][_order_key(r)]
     return (split, index % cfg.num_shards), (index, rec.to_example(r))
 
@@ -94,27 +94,28 @@ def build_dataset_beam(cfg: build_lib.BuildConfig, runner: str = "DirectRunner",
     os.makedirs(work, exist_ok=True)
     options = PipelineOptions([f"--runner={runner}", *shlex.split(beam_options)])
     log(f"beam: {len(pairs)} videos with {runner} {beam_options}".rstrip())
+    splitter = cfg.splitter([stem for stem, _, _ in pairs])
     with beam.Pipeline(options=options) as p:
         outcomes = (p | "Videos" >> beam.Create(pairs) | "Spread" >> beam.Reshuffle()
                     | "KeyFrames" >> beam.Map(_process, cfg))
         recs = outcomes | "Records" >> beam.FlatMap(lambda o: o.get("records", []))
         order = (recs
-                 | "SplitKeys" >> beam.Map(lambda r: (rec.split_of(r.key, cfg.train_fraction), _order_key(r)))
+                 | "SplitKeys" >> beam.Map(lambda r: (splitter(r), _order_key(r)))
                  | "BySplit" >> beam.GroupByKey()
                  | "Number" >> beam.Map(lambda kv: (kv[0], {k: i for i, k in enumerate(sorted(kv[1]))})))
         _ = (recs
-             | "AssignShard" >> beam.Map(_assign_shard, order=beam.pvalue.AsDict(order), cfg=cfg)
+             | "AssignShard" >> beam.Map(_assign_shard, order=beam.pvalue.AsDict(order), cfg=cfg, splitter=splitter)
              | "ByShard" >> beam.GroupByKey()
              | "WriteShard" >> beam.Map(_write_shard, cfg.out, cfg.num_shards))
         _ = (recs
              | "TrainComments" >> beam.FlatMap(
-                 lambda r: r.comments if rec.split_of(r.key, cfg.train_fraction) == "train" else [])
+                 lambda r: r.comments if splitter(r) == "train" else [])
              | "Chars" >> beam.FlatMap(list)
              | "CountChars" >> beam.combiners.Count.PerElement()
              | "AllCounts" >> beam.combiners.ToDict()
              | "WriteCounts" >> beam.Map(lambda d: _dump(os.path.join(work, "char_counts.json"), d)))
         _ = (recs
-             | "SplitSizes" >> beam.Map(lambda r: (rec.split_of(r.key, cfg.train_fraction), (1, len(r.comments))))
+             | "SplitSizes" >> beam.Map(lambda r: (splitter(r), (1, len(r.comments))))
              | "SumSizes" >> beam.CombinePerKey(lambda xs: tuple(map(sum, zip(*xs))) if xs else (0, 0))
              | "SizesDict" >> beam.combiners.ToDict()
              | "WriteSizes" >> beam.Map(lambda d: _dump(os.path.join(work, "split_sizes.json"), d)))
@@ -147,11 +148,12 @@ def build_dataset_beam(cfg: build_lib.BuildConfig, runner: str = "DirectRunner",
     summary = build_lib.make_summary(
         cfg, pairs, unmatched_danmaku, skipped, totals, merged["drops"],
         {s: sizes.get(s, (0, 0))[0] for s in rec.SPLITS}, {s: sizes.get(s, (0, 0))[1] for s in rec.SPLITS},
-        len(vocab), start)
+        len(vocab), start, splitter)
     build_lib.write_summary(cfg.out, summary)
     shutil.rmtree(work, ignore_errors=True)
+    log(splitter.describe(summary["keyframes"]))
     log(f"built {summary['keyframes']['written']} key frames ({summary['keyframes']['train']} train / "
-        f"{summary['keyframes']['test']} test), vocab {len(vocab)} -> {cfg.out} in {summary['seconds']}s with Beam"
+        f"{summary['keyframes']['validation']} validation / {summary['keyframes']['test']} test), vocab {len(vocab)} -> {cfg.out} in {summary['seconds']}s with Beam"
         + (f"; {len(skipped)} input(s) SKIPPED, see summary.json" if skipped else ""))
     return summary
 

@@ -12,7 +12,11 @@ optional ``abc.scenes.json`` beside them gives ground-truth scene labels.
 Per video: decode at 1 fps -> SCD -> affinity propagation -> align danmaku ->
 one record per key frame. Writes to --out:
 
-  train.tfrecord-0000i-of-0000N, test.tfrecord-...  (80/20 by key frame)
+  train.tfrecord-0000i-of-0000N, validation.tfrecord-..., test.tfrecord-...
+                  whole videos 70 / 10 / 20 (--split_by=video, the default: a test video is
+                  never seen in training), or key frames by hash (--split_by=keyframe, the
+                  paper's: a test frame's video also has train frames); summary.json's
+                  "split" says which, with the videos of each split
   vocab.json      character vocabulary of the train comments
   summary.json    counts, drop reasons, characters repaired in damaged XML,
                   skipped files (written last: its presence means the build finished)
@@ -28,7 +32,9 @@ counted; the rest is still built. Exit status: 0 when nothing was skipped,
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import shutil
 import sys
 import time
 from typing import Callable
@@ -81,23 +87,28 @@ def build_dataset(cfg: BuildConfig, log: Callable[[str], None] = print) -> dict:
         raise RuntimeError(f"nothing could be built from {cfg.videos!r}: "
                            f"{len(skipped)} of {len(pairs)} videos skipped, no key frame has comments")
     records.sort(key=lambda r: (r.video_id, r.keyframe_second))
-    by_split = {s: [r for r in records if rec.split_of(r.key, cfg.train_fraction) == s] for s in rec.SPLITS}
+    splitter = cfg.splitter([stem for stem, _, _ in pairs])
+    by_split = {s: [r for r in records if splitter(r) == s] for s in rec.SPLITS}
     for split, rs in by_split.items():
         rec.write_shards(rs, cfg.out, split, cfg.num_shards)
     vocab = CharVocab.build((c for r in by_split["train"] for c in r.comments), cfg.vocab_min_count)
     vocab.save(os.path.join(cfg.out, "vocab.json"))
     summary = make_summary(cfg, pairs, unmatched_danmaku, skipped, totals, drops,
                            {s: len(rs) for s, rs in by_split.items()},
-                           {s: sum(len(r.comments) for r in rs) for s, rs in by_split.items()}, len(vocab), start)
+                           {s: sum(len(r.comments) for r in rs) for s, rs in by_split.items()}, len(vocab), start,
+                           splitter)
     write_summary(cfg.out, summary)
-    log(f"built {len(records)} key frames ({len(by_split['train'])} train / {len(by_split['test'])} test), "
+    log(splitter.describe({s: len(rs) for s, rs in by_split.items()}))
+    log(f"built {len(records)} key frames ({' / '.join(str(len(by_split[s])) for s in rec.SPLITS)} train / "
+        "validation / test), "
         f"{totals.comments_kept} comments, vocab {len(vocab)} -> {cfg.out} in {summary['seconds']}s"
         + (f"; {len(skipped)} input(s) SKIPPED, see summary.json" if skipped else ""))
     return summary
 
 
-# Text-only datasets: whole files train / validation / test at train_fraction / this / the rest.
-TEXT_VALIDATION_FRACTION = 0.1
+# Text-only datasets: whole files train / validation / test at these fractions / the rest (80 / 10 / 10),
+# whatever the video build's fractions are.
+TEXT_TRAIN_FRACTION, TEXT_VALIDATION_FRACTION = 0.8, 0.1
 
 
 def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0, cfg: BuildConfig | None = None,
@@ -108,8 +119,8 @@ def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0,
     Without video there are no key frames; following the paper's temporal correlation
     assumption, the comments of one file within the same `window_seconds` stand in for those
     of one key frame. Records carry a blank 8x8 placeholder image and keyframe_second = the
-    window's start. Train, validation and test are split by file (80 / 10 / 10 at the default
-    train_fraction), so validation and test comments come from videos the model never saw.
+    window's start. Train, validation and test are split by file (80 / 10 / 10: TEXT_TRAIN_FRACTION,
+    TEXT_VALIDATION_FRACTION), so validation and test comments come from videos the model never saw.
     """
     cfg = cfg or BuildConfig()
     sources = danmaku.walk_sources(danmaku_dir)
@@ -130,7 +141,7 @@ def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0,
         repaired += parsed.repaired_chars
         empty += parsed.empty_segments
         add_drops(drops, parsed.drops)
-        split = rec.split_of(name, cfg.train_fraction, TEXT_VALIDATION_FRACTION)
+        split = rec.split_of(name, TEXT_TRAIN_FRACTION, TEXT_VALIDATION_FRACTION)
         split_files[split].append(name)
         groups: dict[int, list] = {}
         for c in parsed.comments:
@@ -149,9 +160,9 @@ def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0,
     vocab = CharVocab.build((c for r in by_split["train"] for c in r.comments), cfg.vocab_min_count)
     vocab.save(os.path.join(out, "vocab.json"))
     summary = {"text_only": True, "window_seconds": window_seconds, "files": len(sources), "skipped": skipped,
-               "split_by": "file", "split_fractions": {"train": cfg.train_fraction,
+               "split_by": "file", "split_fractions": {"train": TEXT_TRAIN_FRACTION,
                                                        "validation": TEXT_VALIDATION_FRACTION,
-                                                       "test": 1 - cfg.train_fraction - TEXT_VALIDATION_FRACTION},
+                                                       "test": 1 - TEXT_TRAIN_FRACTION - TEXT_VALIDATION_FRACTION},
                "split_files": split_files,
                "groups": {s: len(rs) for s, rs in by_split.items()},
                "comments": {"seen": seen, "kept": sum(len(r.comments) for _, r in recs), "repaired_chars": repaired,
@@ -169,10 +180,18 @@ def build_text_dataset(danmaku_dir: str, out: str, window_seconds: float = 10.0,
 
 def ensure_default_dataset(root: str, world: controlled_world.WorldConfig, cfg: BuildConfig,
                            log: Callable[[str], None] = print) -> str:
-    """The embedded default: renders the controlled world under root/raw and builds root/built."""
-    raw, built = os.path.join(root, "raw"), os.path.join(root, "built")
+    """The embedded default: renders the controlled world under root/raw and builds root/built (root/
+    built-keyframe when split by key frame). A build whose split differs from cfg's is built again."""
+    raw = os.path.join(root, "raw")
+    built = os.path.join(root, "built" if cfg.split_by == "video" else "built-keyframe")
     if is_built(built):
-        return built
+        with open(os.path.join(built, "summary.json"), encoding="utf-8") as f:
+            have = json.load(f).get("split", {"by": "keyframe", "fractions": {"train": 0.8, "validation": 0.0}})
+        want = {"by": cfg.split_by, "train": cfg.train_fraction, "validation": cfg.validation_fraction}
+        if {"by": have["by"], **{k: have["fractions"][k] for k in ("train", "validation")}} == want:
+            return built
+        log(f"{built} was split {have['by']} {have['fractions']}, this config asks {want}: building it again")
+        shutil.rmtree(built)
     if not os.path.exists(os.path.join(raw, "world.json")):
         log(f"rendering the controlled world into {raw}")
         controlled_world.generate(raw, world, log=log)
@@ -185,7 +204,8 @@ def main(argv):
     del argv
     F = flags.FLAGS
     cfg = BuildConfig(videos=F.videos, danmaku=F.danmaku, out=F.out, image_size=F.image_size,
-                      num_shards=F.num_shards, max_seconds=F.max_seconds,
+                      num_shards=F.num_shards, max_seconds=F.max_seconds, split_by=F.split_by,
+                      train_fraction=F.train_fraction, validation_fraction=F.validation_fraction,
                       keyframes=kf.KeyframeConfig(scd_coefficients=F.scd_coefficients, damping=F.damping,
                                                   window=F.ap_window, metric=F.keyframe_metric))
     try:
@@ -216,6 +236,12 @@ def _define_flags():
     flags.DEFINE_string("out", None, "Output directory for shards, vocab.json and summary.json.", required=True)
     flags.DEFINE_integer("image_size", 64, "Stored key frames are image_size x image_size.")
     flags.DEFINE_integer("num_shards", 4, "TFRecord shards per split.")
+    flags.DEFINE_enum("split_by", "video", ["video", "keyframe"], "video: whole videos train / validation / test "
+                      "(a test video is never seen in training); keyframe: key frames by hash (the paper's split; "
+                      "a test frame's video also has train frames). Text-only builds split by file 80 / 10 / 10.")
+    flags.DEFINE_float("train_fraction", 0.7, "Share of the videos (or key frames) in train.")
+    flags.DEFINE_float("validation_fraction", 0.1, "Share in validation (where every choice is made); test gets "
+                       "the rest.")
     flags.DEFINE_integer("max_seconds", 0, "Use only the first N seconds of each video (0: all).")
     flags.DEFINE_integer("scd_coefficients", 256, "SCD length: 16, 32, 64, 128 or 256.")
     flags.DEFINE_float("damping", 0.5, "Affinity propagation damping in [0.5, 1).")

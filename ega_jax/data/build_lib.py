@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import time
@@ -23,7 +24,9 @@ class BuildConfig:
     out: str = ""
     image_size: int = 64          # key frames are stored as image_size x image_size JPEG
     num_shards: int = 4
-    train_fraction: float = 0.8
+    split_by: str = "video"       # "video": whole videos train / validation / test; "keyframe": the paper's
+    train_fraction: float = 0.7   # (a test frame's video is also in train)
+    validation_fraction: float = 0.1   # the test share is what is left
     min_comments: int = 1         # key frames with fewer comments are not written
     vocab_min_count: int = 2
     max_seconds: int = 0          # 0: whole videos
@@ -39,7 +42,83 @@ class BuildConfig:
             raise ValueError(f"unknown data build settings: {sorted(unknown)}; known: {sorted(known)}")
         d["keyframes"] = kf.KeyframeConfig(**dict(d.get("keyframes", {})))
         d["cleaning"] = danmaku_xml.CleaningConfig(**dict(d.get("cleaning", {})))
-        return cls(**d)
+        out = cls(**d)
+        if out.split_by not in SPLIT_BY:
+            raise ValueError(f"split_by={out.split_by!r}; use one of {SPLIT_BY}")
+        if not (0 < out.train_fraction and 0 <= out.validation_fraction and
+                out.train_fraction + out.validation_fraction < 1):
+            raise ValueError(f"train_fraction {out.train_fraction} + validation_fraction {out.validation_fraction} "
+                             "must leave a test share (each ≥ 0, train > 0, sum < 1)")
+        return out
+
+    def splitter(self, stems) -> "Splitter":
+        """How this build assigns key frames to splits, given the stems of every input video."""
+        return Splitter.make(self, stems)
+
+
+SPLIT_BY = ("video", "keyframe")
+
+
+def video_splits(stems, train_fraction: float, validation_fraction: float) -> dict[str, str]:
+    """stem -> split for whole videos: the stems ranked by a hash of their name and cut at the fractions
+    (exact counts, rounded; at least one test and one train video when there are two or more, and one
+    validation video when validation_fraction > 0 and there are three or more). The
+    assignment depends on the set of videos only, never on their content or order."""
+    order = sorted(set(stems), key=lambda s: (hashlib.sha256(s.encode("utf-8")).digest(), s))
+    n = len(order)
+    n_test = max(1, round((1 - train_fraction - validation_fraction) * n))
+    n_val = min(max(1 if validation_fraction > 0 else 0, round(validation_fraction * n)), n - n_test - 1)
+    n_train = n - n_test - n_val
+    return {s: "train" if i < n_train else "validation" if i < n_train + n_val else "test"
+            for i, s in enumerate(order)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Splitter:
+    """record -> split. by: "video" (a table of stems) or "keyframe" (a hash of video:second); why: a
+    note when the build could not do what its config asked (one video cannot be split by video)."""
+    by: str
+    train_fraction: float
+    validation_fraction: float
+    videos: tuple = ()           # (stem, split) pairs when by == "video"
+    why: str = ""
+
+    def __post_init__(self):
+        object.__setattr__(self, "_table", dict(self.videos))
+
+    @classmethod
+    def make(cls, cfg: "BuildConfig", stems) -> "Splitter":
+        stems = sorted(set(stems))
+        if cfg.split_by == "video" and len(stems) >= 2:
+            table = video_splits(stems, cfg.train_fraction, cfg.validation_fraction)
+            return cls("video", cfg.train_fraction, cfg.validation_fraction, tuple(sorted(table.items())))
+        why = "" if cfg.split_by == "keyframe" else \
+            f"split_by=video needs two or more videos, found {len(stems)}: split by key frame instead"
+        return cls("keyframe", cfg.train_fraction, cfg.validation_fraction, (), why)
+
+    def __call__(self, r: rec.KeyframeRecord) -> str:
+        if self.by == "video":
+            return self._table[r.video_id]
+        return rec.split_of(r.key, self.train_fraction, self.validation_fraction)
+
+    def summary(self) -> dict:
+        """What summary.json records of the split (its "split" entry)."""
+        out = {"by": self.by, "fractions": {"train": self.train_fraction, "validation": self.validation_fraction,
+                                             "test": round(1 - self.train_fraction - self.validation_fraction, 6)}}
+        if self.by == "video":
+            out["videos"] = {s: [v for v, sp in self.videos if sp == s] for s in rec.SPLITS}
+        if self.why:
+            out["note"] = self.why
+        return out
+
+    def describe(self, keyframes_per_split: dict) -> str:
+        """The build's one line about its split, e.g. "by video: 112 / 16 / 32 videos, 550 / 80 / 150 key frames"."""
+        counts = " / ".join(str(keyframes_per_split.get(s, 0)) for s in rec.SPLITS)
+        if self.by == "video":
+            nv = " / ".join(str(sum(sp == s for _, sp in self.videos)) for s in rec.SPLITS)
+            return f"split by video (train / validation / test): {nv} videos, {counts} key frames"
+        return (f"split by KEY FRAME (train / validation / test): {counts} key frames; test frames' videos are "
+                f"also in train" + (f" ({self.why})" if self.why else ""))
 
 
 @dataclasses.dataclass
@@ -152,8 +231,9 @@ def add_stats(totals: VideoStats, stats: VideoStats) -> VideoStats:
 
 
 def make_summary(cfg, pairs, unmatched_xml, skipped, totals: VideoStats, drops: dict, keyframes_per_split: dict,
-                 comments_per_split: dict, vocab_size: int, start: float) -> dict:
+                 comments_per_split: dict, vocab_size: int, start: float, splitter: Splitter | None = None) -> dict:
     return {
+        "split": (splitter or cfg.splitter([p[0] for p in pairs])).summary(),
         "inputs": {"videos": cfg.videos, "danmaku": cfg.danmaku, "videos_found": len(pairs),
                    "videos_built": len(pairs) - len(skipped), "skipped": skipped,
                    "danmaku_without_video": unmatched_xml},

@@ -21,9 +21,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from PIL import Image
 
-SPLITS = ("train", "test")
-# Text-only datasets (data.build --danmaku_only) also hold a validation split of whole files.
-TEXT_SPLITS = ("train", "validation", "test")
+SPLITS = ("train", "validation", "test")
+TEXT_SPLITS = SPLITS   # text-only datasets (data.build --danmaku_only): the same three, by file
 
 
 @dataclasses.dataclass
@@ -141,3 +140,27 @@ def read_records(paths: Iterable[str]) -> list[dict]:
 def read_split(directory: str, *splits: str) -> list[dict]:
     """Every record of a built dataset's splits (in order), read eagerly: read_records(find_shards(...))."""
     return read_records([p for split in splits for p in find_shards(directory, split)])
+
+
+def has_records(directory: str, split: str) -> bool:
+    """Whether a built dataset holds any record of split (a split with no videos has empty shards or none)."""
+    try:
+        return any(os.path.getsize(p) > 0 for p in find_shards(directory, split))
+    except FileNotFoundError:
+        return False
+
+
+_WARNED: set = set()
+
+
+def eval_split(directory: str, log=print) -> str:
+    """The split that training evaluates on and every choice is made on: validation. A dataset with no
+    validation records (built before splits by video, or from too few videos) falls back to test, and
+    says so once: choices made there are made on the frames that are reported."""
+    if has_records(directory, "validation"):
+        return "validation"
+    if directory not in _WARNED:
+        _WARNED.add(directory)
+        log(f"note: {directory} has no validation split; evaluating during training on test (rebuild it with "
+            "split_by=video to keep choices off the test videos)")
+    return "test"

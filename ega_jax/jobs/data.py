@@ -21,7 +21,9 @@ def run(config, workdir: str) -> int:
     rng = random.Random(config.seed)
     lines = [f"# Test key frames of {data_dir}", "", f"![key frames]({os.path.basename(sheet)})", ""]
     print(f"dataset: {data_dir}")
-    print(f"  key frames: {summary['keyframes']['train']} train / {summary['keyframes']['test']} test; "
+    k = summary["keyframes"]
+    print(f"  {runs.dataset_split_note(data_dir)}")
+    print(f"  key frames: {k['train']} train / {k.get('validation', 0)} validation / {k['test']} test; "
           f"comments kept {summary['comments']['kept']} of {summary['comments']['seen']}; "
           f"vocab {summary['vocab_size']} chars")
     print("  dropped: " + ", ".join(f"{k} {v}" for k, v in summary["comments"]["dropped"].items() if v))

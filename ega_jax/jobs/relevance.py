@@ -1,6 +1,7 @@
 """The `relevance` stage (configs/relevance.py): where does E-GA's frame -> comment link break?
 
-On the test key frames of the controlled world, along mu_v -> G(tau | mu_v) -> h_s -> psi_s:
+Its rows choose configs/gan.py's settings, so it never reads the test split: on the VALIDATION key
+frames of the controlled world (whole videos held out of training, see records.eval_split), along mu_v -> G(tau | mu_v) -> h_s -> psi_s:
 - probes: how well the true scene can be read from mu_v (nearest scene centroid of the train key
   frames) and from mu_s of comments that name one scene, and how often decoding a real comment's
   mu_s keeps its scene;
@@ -9,8 +10,9 @@ On the test key frames of the controlled world, along mu_v -> G(tau | mu_v) -> h
 - the GAN under each variant of config.study.variants (overrides of the main job's gan sections),
   trained for study.steps on the same frozen stage-1 models, each G generating under every
   selection of config.study.selections (how many noise draws per comment the critic picks from).
-Every row scores generate.num_per_frame greedy comments per test frame: relation (share of
-scene-naming comments that name the true scene), diversity and fluency (ega_jax/metrics.py).
+Every row scores generate.num_per_frame greedy comments per validation frame: relation (strict: the
+true scene is the only one named, over the comments that name one), naming share, diversity,
+phrase diversity and fluency (ega_jax/metrics.py).
 Writes W/relevance.md and W/relevance.csv.
 """
 
@@ -56,7 +58,7 @@ def nearest_centroid_accuracy(train_x, train_y, test_x, test_y) -> float:
 
 def score(frames, comments, vocabulary, lexicons) -> dict:
     rel = metrics.relation([(r["scene"], cs) for r, cs in zip(frames, comments)], lexicons)
-    return {"relation": rel["relation"], "naming": rel["mentioning"] / max(rel["total"], 1),
+    return {"relation": rel["relation"], "naming": rel["naming"], "phrase_diversity": rel["phrase_diversity"],
             "diversity": metrics.diversity(comments),
             "fluency": metrics.fluency([c for cs in comments for c in cs], vocabulary)}
 
@@ -73,8 +75,9 @@ def run(config, workdir: str) -> int:
         if bad:
             raise runs.ConfigError(f"study.selections[{selection!r}] sets {bad}: a selection may set generate.* only")
         ega.selection_settings(apply_overrides(config, chosen_by).generate)
-    frozen, train_pairs, test_pairs, _ = ega_job.frozen_stage1_and_pairs(config, workdir)
-    if not all(r["scene"] for r in test_pairs.frames):
+    frozen, pairs, _ = ega_job.frozen_stage1_and_pairs(config, workdir, ("train", "validation"))
+    train_pairs, valid_pairs = pairs["train"], pairs["validation"]
+    if not all(r["scene"] for r in valid_pairs.frames):
         raise runs.ConfigError("the relevance study needs scene labels: run it on the controlled world")
     lex = world_recipes.LEXICONS
     vocabulary = metrics.train_ngrams([c for r in train_pairs.frames for c in r["comments"]])
@@ -84,9 +87,9 @@ def run(config, workdir: str) -> int:
 
     # Probes: is the scene in mu_v, in mu_s, and does psi_s keep it?
     tr_scene = [r["scene"] for r in train_pairs.frames]
-    te_scene = [r["scene"] for r in test_pairs.frames]
-    probes = {"scene from mu_v (nearest centroid, test frames)":
-              nearest_centroid_accuracy(train_pairs.frame_h_v, tr_scene, test_pairs.frame_h_v, te_scene)}
+    te_scene = [r["scene"] for r in valid_pairs.frames]
+    probes = {"scene from mu_v (nearest centroid, validation frames)":
+              nearest_centroid_accuracy(train_pairs.frame_h_v, tr_scene, valid_pairs.frame_h_v, te_scene)}
 
     def one_scene(pairs):
         texts = [c for r in pairs.frames for c in r["comments"]]
@@ -95,28 +98,30 @@ def run(config, workdir: str) -> int:
         return keep, [next(iter(named[i])) for i in keep], texts
 
     tr_keep, tr_lab, _ = one_scene(train_pairs)
-    te_keep, te_lab, te_texts = one_scene(test_pairs)
-    probes["scene from mu_s of one-scene comments (nearest centroid, test comments)"] = nearest_centroid_accuracy(
-        train_pairs.h_s[tr_keep], tr_lab, test_pairs.h_s[te_keep], te_lab)
+    te_keep, te_lab, te_texts = one_scene(valid_pairs)
+    probes["scene from mu_s of one-scene comments (nearest centroid, validation comments)"] = nearest_centroid_accuracy(
+        train_pairs.h_s[tr_keep], tr_lab, valid_pairs.h_s[te_keep], te_lab)
     sample = rng.choice(len(te_keep), size=min(2000, len(te_keep)), replace=False)
-    decoded = decode(test_pairs.h_s[np.asarray(te_keep)[sample]])
-    probes["decoding a one-scene test comment's mu_s names its scene"] = float(np.mean(
+    decoded = decode(valid_pairs.h_s[np.asarray(te_keep)[sample]])
+    probes["decoding a one-scene validation comment's mu_s names its scene"] = float(np.mean(
         [te_lab[i] in metrics.scene_mentions(d, lex) for i, d in zip(sample, decoded)]))
 
     # Bounds for stage 2: the GAN replaced by real latents of the same frame / of a random train frame.
-    rows = []
-    same = np.concatenate([rng.choice(np.flatnonzero(test_pairs.frame_of == f), size=n)
-                           for f in range(len(test_pairs.frames))])
+    rows = [{"variant": "humans: n of each frame's own comments",
+             **score(valid_pairs.frames, [[r["comments"][i] for i in rng.permutation(len(r["comments"]))[:n]]
+                                         for r in valid_pairs.frames], vocabulary, lex)}]
+    same = np.concatenate([rng.choice(np.flatnonzero(valid_pairs.frame_of == f), size=n)
+                           for f in range(len(valid_pairs.frames))])
     rows.append({"variant": "upper bound: real mu_s of the same frame",
-                 **score(test_pairs.frames, per_frame(decode(test_pairs.h_s[same]), n), vocabulary, lex)})
+                 **score(valid_pairs.frames, per_frame(decode(valid_pairs.h_s[same]), n), vocabulary, lex)})
     other = np.concatenate([rng.choice(np.flatnonzero(train_pairs.frame_of == rng.integers(len(train_pairs.frames))),
-                                       size=n) for _ in test_pairs.frames])
+                                       size=n) for _ in valid_pairs.frames])
     rows.append({"variant": "lower bound: real mu_s of a random train frame",
-                 **score(test_pairs.frames, per_frame(decode(train_pairs.h_s[other]), n), vocabulary, lex)})
+                 **score(valid_pairs.frames, per_frame(decode(train_pairs.h_s[other]), n), vocabulary, lex)})
     print("relevance: probes " + "; ".join(f"{k}: {v:.3f}" for k, v in probes.items()))
     for r in rows:
-        print(f"relevance: {r['variant']}: " + " ".join(f"{k} {r[k]:.3f}" for k in ("relation", "diversity",
-                                                                                   "fluency")))
+        print(f"relevance: {r['variant']}: " + " ".join(f"{k} {r[k]:.3f}" for k in ("relation", "naming",
+                                                                                   "diversity", "fluency")))
 
     # The GAN under each variant, on the same frozen models and pairs; each trained G generates under
     # every selection of study.selections (overrides of the generate section: no retraining).
@@ -126,29 +131,33 @@ def run(config, workdir: str) -> int:
         c = apply_overrides(config, overrides)
         if "gan_train.num_steps" not in parse_overrides(overrides):      # a variant may name its own length
             c.gan_train.num_steps = config.study.steps
-        task, gan = ega.gan_task(c, frozen, train_pairs, test_pairs)
+        task, gan = ega.gan_task(c, frozen, train_pairs, valid_pairs)
         t1 = time.time()
         state = train.train_and_evaluate(task, c.gan_train, os.path.join(workdir, "variants", name), c.seed,
                                          log=lambda *_: None)
         seconds = round(time.time() - t1)
         for selection, chosen_by in selections.items():
             model = ega.model_for(frozen, gan, state, apply_overrides(c, chosen_by).generate)
-            comments = model.comments_for_features(test_pairs.frame_h_v, n, jax.random.PRNGKey(seed),
+            comments = model.comments_for_features(valid_pairs.frame_h_v, n, jax.random.PRNGKey(seed),
                                                    strategy="greedy")
             rows.append({"variant": name, "selection": selection, "overrides": overrides, "steps": c.gan_train.num_steps,
-                         **score(test_pairs.frames, comments, vocabulary, lex), "seconds": seconds})
+                         **score(valid_pairs.frames, comments, vocabulary, lex), "seconds": seconds})
             print(f"relevance: {name} / {selection} ({overrides or 'configs/gan.py'}; {c.gan_train.num_steps} steps, "
-                  f"{seconds}s):" + "".join(f" {k} {rows[-1][k]:.3f}" for k in ("relation", "diversity", "fluency")))
+                  f"{seconds}s):" + "".join(f" {k} {rows[-1][k]:.3f}" for k in ("relation", "naming", "diversity",
+                                                                                    "fluency")))
 
-    cols = ["variant", "selection", "overrides", "steps", "relation", "naming", "diversity", "fluency", "seconds"]
+    cols = ["variant", "selection", "overrides", "steps", "relation", "naming", "diversity", "phrase_diversity",
+            "fluency", "seconds"]
     reports.write_csv(os.path.join(workdir, "relevance.csv"), rows, cols)
     table = reports.markdown_table([{k: (f"{r[k]:.3f}" if isinstance(r.get(k), float) else r.get(k, ""))
                                      for k in cols} for r in rows])
     probe_table = reports.markdown_table([{"probe": k, "value": f"{v:.3f}"} for k, v in probes.items()])
     reports.write_text(os.path.join(workdir, "relevance.md"),
-                       f"# Where the frame -> comment link breaks ({len(test_pairs.frames)} test key frames, {n} greedy "
+                       f"# Where the frame -> comment link breaks ({len(valid_pairs.frames)} validation key frames, {n} greedy "
                        f"comments each; relation chance {1 / len(lex):.3f})\n\n## Probes\n\n{probe_table}\n"
-                       f"## Bounds and GAN variants\n\nnaming: share of comments that name some scene.\n\n{table}")
+                       f"## Bounds and GAN variants\n\nrelation: share of scene-naming comments whose only scene is the "
+                       f"true one; naming: share of comments that name some scene; phrase_diversity: distinct "
+                       f"lexicon phrases per phrase use within a frame.\n\n{table}")
     print(table)
     print(f"relevance: done in {time.time() - t0:.0f}s; wrote {workdir}/relevance.md and relevance.csv")
     return 0

@@ -3,8 +3,8 @@
   tfds build ega_jax/data/ega_danmaku --manual_dir=DIR [--data_dir=OUT]
 
 DIR holds ``videos/`` and ``danmaku/`` (Bilibili XML with the videos' stems,
-optionally ``<stem>.scenes.json``). The split is the same deterministic 80/20
-by key frame as ``python -m ega_jax.data.build``.
+optionally ``<stem>.scenes.json``). The splits are the same as ``python -m
+ega_jax.data.build``'s defaults: whole videos, train / validation / test 70 / 10 / 20.
 
 When Apache Beam is installed (the ``beam`` extra) the videos are processed by a
 Beam pipeline (one shared per-video stage, then a filter per split), so
@@ -32,8 +32,9 @@ _HAVE_BEAM = importlib.util.find_spec("apache_beam") is not None
 class Builder(tfds.core.GeneratorBasedBuilder):
     """Key frames (SCD + affinity propagation) with the danmaku shown during their clusters."""
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("2.0.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release.",
+                     "2.0.0": "Split by whole videos into train / validation / test (was 80/20 by key frame)."}
     MANUAL_DOWNLOAD_INSTRUCTIONS = """
     Put the videos in `<manual_dir>/videos/` and the Bilibili danmaku XML files,
     named like the videos (`abc.mp4` <-> `abc.xml`), in `<manual_dir>/danmaku/`.
@@ -70,14 +71,16 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         keyframes = (pipeline | "Videos" >> beam.Create(pairs) | "Spread" >> beam.Reshuffle()
                      | "KeyFrames" >> beam.FlatMap(_records_of, cfg))
         per_split = beam.ptransform_fn(_beam_examples)
-        return {s: keyframes | s >> per_split(split=s, train_fraction=cfg.train_fraction) for s in records.SPLITS}
+        splitter = cfg.splitter([stem for stem, _, _ in pairs])
+        return {s: keyframes | s >> per_split(split=s, splitter=splitter) for s in records.SPLITS}
 
     def _split_generators_local(self, dl_manager: tfds.download.DownloadManager):
         cfg, pairs = self._inputs(dl_manager)
         by_split = {s: [] for s in records.SPLITS}
+        splitter = cfg.splitter([stem for stem, _, _ in pairs])
         for pair in pairs:
             for r in _records_of(pair, cfg):
-                by_split[records.split_of(r.key, cfg.train_fraction)].append(r)
+                by_split[splitter(r)].append(r)
         return {s: self._generate_examples(rs) for s, rs in by_split.items()}
 
     def _generate_examples(self, recs):
@@ -101,7 +104,7 @@ def _records_of(pair, cfg):
     return out["records"]
 
 
-def _beam_examples(keyframes, split: str, train_fraction: float):
+def _beam_examples(keyframes, split: str, splitter):
     beam = tfds.core.lazy_imports.apache_beam
-    return (keyframes | "Split" >> beam.Filter(lambda r: records.split_of(r.key, train_fraction) == split)
+    return (keyframes | "Split" >> beam.Filter(lambda r: splitter(r) == split)
             | "Example" >> beam.Map(lambda r: (r.key, _example(r))))
