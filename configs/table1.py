@@ -1,12 +1,12 @@
-"""The paper's Table 1 on one dataset: E-GA and its three baselines, then the evaluation harness.
+"""The paper's Table 1 on one dataset: E-GA and its three baselines, each trained with 3 seeds, evaluated.
 
-  python -m ega_jax.main --config=configs/table1.py --workdir=W [--config.cvae.train.num_steps=500]
+  python -m ega_jax.main --config=configs/table1.py --workdir=W [--config.seeds=(0,)]
 
-Trains W/ega (configs/gan.py), W/encdec, W/cvae and W/simple_gan (configs/<name>.py; CVAE and
-Simple-GAN condition on E-GA's image VAE, W/ega/image_vae), then runs
-`python -m ega_jax.evaluate --workdir=W`: W/evaluation/table1.md, table1.csv, case_study.png.
-Each model's settings live under its name (--config.ega.gan_train.num_steps=..., ...); config.data
-and config.seed apply to all. A rerun resumes whatever is unfinished.
+For each seed k: W/seedk/ega (configs/gan.py), encdec, cvae, simple_gan (configs/<name>.py; CVAE and
+Simple-GAN condition on that seed's E-GA image VAE). Then `python -m ega_jax.evaluate --workdir=W`:
+each seed's table in W/seedk/evaluation/, the pooled one and E-GA's paired differences in
+W/evaluation/ (docs/evaluation.md). Each model's settings live under its name
+(--config.ega.gan_train.num_steps=...); config.data applies to all. A rerun resumes what is unfinished.
 """
 
 import ml_collections
@@ -17,7 +17,7 @@ from configs import cvae, default, encdec, gan, simple_gan
 def get_config():
     config = ml_collections.ConfigDict()
     config.stage = "table1"
-    config.seed = 0
+    config.seeds = (0, 1, 2)          # training seeds: every model is trained once per seed
     config.data = default.data_config()
     config.ega = gan.get_config()
     config.encdec = encdec.get_config()

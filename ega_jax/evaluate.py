@@ -26,6 +26,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import os
+import re
+import shutil
 import time
 import types
 
@@ -306,11 +308,143 @@ def write_reports(setup: EvalSetup, rows: list[dict], generated: dict, out_dir: 
     return md
 
 
+def seed_dirs(workdir: str) -> list[tuple[int, str]]:
+    """(training seed, directory) of W/seed<k>/ subdirectories that hold trained models: configs/table1.py
+    trains every model once per seed there."""
+    out = []
+    for d in sorted(os.listdir(workdir)):
+        m = re.fullmatch(r"seed(\d+)", d)
+        path = os.path.join(workdir, d)
+        if m and os.path.isdir(path) and discover(path):
+            out.append((int(m.group(1)), path))
+    return sorted(out)
+
+
+def _ratios(num, den, draws):
+    """The metric on every bootstrap resample of the frames (nan where a resample has no denominator)."""
+    n, d = num[draws].sum(axis=1), den[draws].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(d > 0, n / np.where(d > 0, d, 1), np.nan)
+
+
+def _percentiles(boot, level=0.95):
+    boot = boot[~np.isnan(boot)]
+    if not len(boot):
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(boot, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def pool_seeds(per_seed: dict[int, list[dict]], draws: np.ndarray, seed: int = 0, reference: str = "ega"):
+    """Table 1 over training seeds. Each cell: the mean over seeds of the metric, with a 95 % bootstrap
+    interval over test frames AND seeds (each resample draws the frames, the same for every model, and
+    the seeds with replacement). Paired differences: the reference minus each other row per seed on the
+    same resampled frames, averaged over the resampled seeds; a difference "holds" only when its paired
+    interval excludes 0 in every seed (and pooled). Returns (pooled rows, per-seed rows, paired rows)."""
+    seeds = sorted(per_seed)
+    rng = np.random.default_rng(seed)
+    seed_draws = rng.integers(len(seeds), size=(len(draws), len(seeds)))
+    names = [r["model"] for r in per_seed[seeds[0]]]
+    by = {s: {r["model"]: r for r in per_seed[s]} for s in seeds}
+    pooled, flat, paired = [], [], []
+    for name in names:
+        row = {"model": name}
+        for c in COLUMNS:
+            if not all(c in by[s].get(name, {}).get("_frames", {}) for s in seeds):
+                continue
+            values = np.array([by[s][name][c] for s in seeds], float)
+            boots = np.stack([_ratios(*by[s][name]["_frames"][c], draws) for s in seeds])     # (S, B)
+            row[c] = float(np.nanmean(values)) if not np.isnan(values).all() else float("nan")
+            row[c + "_lo"], row[c + "_hi"] = _percentiles(np.nanmean(boots[seed_draws.T, np.arange(len(draws))], axis=0))
+            for k, s in enumerate(seeds):
+                row[f"{c}@seed{s}"] = float(values[k])
+        pooled.append(row)
+        for s in seeds:
+            if name in by[s]:
+                flat.append({"seed": s, "model": name, **{k: v for k, v in by[s][name].items()
+                                                          if k in COLUMNS or k.endswith(("_lo", "_hi"))}})
+    if not all(reference in by[s] for s in seeds):
+        return pooled, flat, paired
+    for name in names:
+        if name == reference:
+            continue
+        for c in COLUMNS:
+            if not all(c in by[s].get(name, {}).get("_frames", {}) and c in by[s][reference]["_frames"] for s in seeds):
+                continue
+            diffs = np.stack([_ratios(*by[s][reference]["_frames"][c], draws) - _ratios(*by[s][name]["_frames"][c], draws)
+                              for s in seeds])
+            each = [metrics.paired_ratio_difference(*by[s][reference]["_frames"][c], *by[s][name]["_frames"][c], draws)
+                    for s in seeds]
+            lo, hi = _percentiles(np.nanmean(diffs[seed_draws.T, np.arange(len(draws))], axis=0))
+            d = float(np.nanmean([e[0] for e in each]))
+            up, down = sum(e[1] > 0 for e in each), sum(e[2] < 0 for e in each)
+            if up == len(seeds) and lo > 0:
+                holds = "higher in every seed"
+            elif down == len(seeds) and hi < 0:
+                holds = "lower in every seed"
+            elif lo > 0 or hi < 0:
+                holds = f"pooled {'higher' if lo > 0 else 'lower'}, but not in every seed ({max(up, down)} of {len(seeds)})"
+            else:
+                holds = "no difference (the interval holds 0)"
+            if holds.endswith("every seed") and c in HIGHER_IS_BETTER | LOWER_IS_BETTER:
+                holds += " (better)" if holds.startswith("higher") == (c in HIGHER_IS_BETTER) else " (worse)"
+            paired.append({"reference": reference, "model": name, "metric": c, "difference": d, "lo": lo, "hi": hi,
+                           "holds": f"{DISPLAY.get(reference)} {holds}" if "no difference" not in holds else holds,
+                           "per_seed": "; ".join(f"seed {s}: {e[0]:+.4f} [{e[1]:+.4f}, {e[2]:+.4f}]"
+                                                 for s, e in zip(seeds, each))})
+    return pooled, flat, paired
+
+
+def evaluate_seeds(workdir: str, found_seeds: list[tuple[int, str]], num_per_frame: int, seed: int, strategy: str,
+                   num_refs: int, cases: int, out: str, controls: bool, log=print) -> list[dict]:
+    """configs/table1.py with several training seeds: each W/seed<k> evaluated as usual (its own
+    W/seed<k>/evaluation/), then pooled into W/evaluation/ (pool_seeds): table1.md / .csv (the mean
+    over seeds, intervals over frames and seeds), table1_seeds.csv (every seed's values) and paired.md /
+    .csv; the first seed's samples.jsonl and frames are copied there for the labelling app."""
+    per_seed, frames = {}, None
+    for s, path in found_seeds:
+        log(f"=== training seed {s}: {path}")
+        per_seed[s] = evaluate(path, num_per_frame, seed, strategy, num_refs, cases, out, controls, log)
+        frames = len(next(iter(per_seed[s][0]["_frames"].values()))[0])
+    draws = metrics.bootstrap_resamples(frames, BOOTSTRAP, seed)
+    pooled, flat, paired = pool_seeds(per_seed, draws, seed)
+    recall = human_recall(workdir)
+    for row in pooled:
+        if row["model"] in recall:
+            r = recall[row["model"]]
+            row["human_recall"], row["human_recall_lo"], row["human_recall_hi"] = r["recall"], r["ci_low"], r["ci_high"]
+    out_dir = os.path.join(workdir, out)
+    if jax.process_index() > 0:
+        return pooled
+    first = os.path.join(found_seeds[0][1], out)
+    os.makedirs(out_dir, exist_ok=True)
+    shutil.copy(os.path.join(first, "samples.jsonl"), os.path.join(out_dir, "samples.jsonl"))
+    shutil.copytree(os.path.join(first, "frames"), os.path.join(out_dir, "frames"), dirs_exist_ok=True)
+    seeds = [s for s, _ in found_seeds]
+    columns = [c for c in COLUMNS if any(c in r for r in pooled)]
+    caption = (f"{frames} test key frames, models trained with {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
+               f"each cell the mean over seeds [95% bootstrap interval over test frames and seeds, {BOOTSTRAP} "
+               f"resamples]; every seed's table: W/seed<k>/{out}/table1.md, their values: table1_seeds.csv. "
+               "Metrics as in each seed's table.")
+    md = reports.write_table1(out_dir, workdir, caption, pooled, columns, DISPLAY)
+    reports.write_csv(os.path.join(out_dir, "table1_seeds.csv"), flat,
+                      ["seed", "model"] + [f"{c}{x}" for c in columns for x in ("", "_lo", "_hi")])
+    log("\n".join(md[2:-2]))
+    if paired:
+        lines = reports.write_paired(out_dir, paired, DISPLAY, frames, BOOTSTRAP, seeds=seeds)
+        log("\n".join(lines[2:]))
+    log(f"wrote {out_dir}/table1.md, table1.csv, table1_seeds.csv" + (", paired.md, paired.csv" if paired else ""))
+    return pooled
+
+
 def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str = "", num_refs: int = 3,
              cases: int = 4, out: str = "evaluation", controls: bool = True, log=print) -> list[dict]:
     if not os.path.isdir(workdir):
         raise runs.RunError(f"no workdir {workdir}")
     found = discover(workdir)
+    if not found and seed_dirs(workdir):
+        return evaluate_seeds(workdir, seed_dirs(workdir), num_per_frame, seed, strategy, num_refs, cases, out,
+                              controls, log)
     if not found:
         raise runs.RunError(f"no trained model in {workdir} or its subdirectories (a model workdir has a "
                             f"config.json with stage {', '.join(e.stage for e in zoo.MODELS.values())})")

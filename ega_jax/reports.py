@@ -253,17 +253,23 @@ def write_confusion(path: str, rows: list[dict], names: list[str], display: dict
         f.write("\n".join(conf))
 
 
-def write_paired(out_dir: str, paired: list[dict], display: dict[str, str], frames: int, resamples: int) -> list[str]:
+def write_paired(out_dir: str, paired: list[dict], display: dict[str, str], frames: int, resamples: int,
+                 seeds: list[int] | None = None) -> list[str]:
     """paired.md and paired.csv: a reference model minus every other row, metric by metric, with the
-    paired bootstrap interval; returns paired.md's lines."""
+    paired bootstrap interval (pooled over training seeds, and per seed, when seeds are given); returns
+    paired.md's lines."""
     ref = display.get(paired[0]["reference"], paired[0]["reference"])
+    over = (f"the {frames} test frames and the {len(seeds)} training seeds" if seeds else f"the {frames} test frames")
     md = [f"# {ref} minus every other row (paired differences)", "",
-          f"Each interval: 95% paired bootstrap over the {frames} test frames ({resamples} resamples; both models "
-          "take the same frames in every resample). A difference holds only when its interval excludes 0.", "",
-          "| other row | metric | difference | 95% interval | reading |", "|---|---|---|---|---|"]
+          f"Each interval: 95% paired bootstrap over {over} ({resamples} resamples; both models take the same "
+          "frames in every resample). A difference holds only when its interval excludes 0"
+          + (" in every seed." if seeds else "."), "",
+          "| other row | metric | difference | 95% interval | reading |" + (" per seed |" if seeds else ""),
+          "|---|---|---|---|---|" + ("---|" if seeds else "")]
     md += [f"| {display.get(p['model'], p['model'])} | {p['metric']} | {p['difference']:+.4f} | "
-           f"[{p['lo']:+.4f}, {p['hi']:+.4f}] | {p['holds']} |" for p in paired]
+           f"[{p['lo']:+.4f}, {p['hi']:+.4f}] | {p['holds']} |" + (f" {p['per_seed']} |" if seeds else "")
+           for p in paired]
     write_text(os.path.join(out_dir, "paired.md"), "\n".join(md) + "\n")
     write_csv(os.path.join(out_dir, "paired.csv"), paired, ["reference", "model", "metric", "difference", "lo", "hi",
-                                                          "holds"])
+                                                          "holds"] + (["per_seed"] if seeds else []))
     return md

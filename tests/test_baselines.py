@@ -147,7 +147,7 @@ def _small(*prefixes):
 
 def _table1_args(w, data_dir):
     args = ["--config=configs/table1.py", f"--workdir={w}", f"--config.data.dir={data_dir}",
-            "--config.evaluate.num_per_frame=3"]
+            "--config.evaluate.num_per_frame=3", "--config.seeds=(0, 1)"]
     args += _small("ega.stage1.image_vae.", "ega.stage1.text_vae.", "encdec.", "cvae.", "simple_gan.")
     for m in ("encdec", "cvae", "simple_gan"):
         args += [f"--config.{m}.train.{k}={v}" for k, v in
@@ -179,12 +179,15 @@ def _read_csv(path):
 def test_table1_trains_every_model_and_writes_the_table(table1):
     w, r, tiny = table1
     assert r.returncode == 0, r.stderr[-3000:]
-    for name in ("ega", "encdec", "cvae", "simple_gan"):
-        assert json.loads((w / name / "config.json").read_text())["stage"] in ("gan", name)
-    # CVAE and Simple-GAN condition on E-GA's own image VAE; nothing else was trained for them.
-    assert json.loads((w / "cvae" / "config.json").read_text())["stage1"]["image_vae_dir"] == str(w / "ega" / "image_vae")
-    assert not (w / "cvae" / "image_vae").exists()
-    rows = _read_csv(w / "evaluation" / "table1.csv")
+    for seed in (0, 1):
+        for name in ("ega", "encdec", "cvae", "simple_gan"):
+            saved = json.loads((w / f"seed{seed}" / name / "config.json").read_text())
+            assert saved["stage"] in ("gan", name) and saved["seed"] == seed
+    s0 = w / "seed0"
+    # CVAE and Simple-GAN condition on E-GA's own image VAE (of their seed); nothing else was trained for them.
+    assert json.loads((s0 / "cvae" / "config.json").read_text())["stage1"]["image_vae_dir"] == str(s0 / "ega" / "image_vae")
+    assert not (s0 / "cvae" / "image_vae").exists()
+    rows = _read_csv(s0 / "evaluation" / "table1.csv")
     # The models, then the controls (E-GA without its critic's selection, the frame-blind LM), then humans.
     assert [x["model"] for x in rows] == ["encdec", "cvae", "simple_gan", "ega", "ega_one_draw", "ngram_lm", "human"]
     for x in rows:
@@ -202,32 +205,73 @@ def test_table1_trains_every_model_and_writes_the_table(table1):
                 continue
             assert float(x[col + "_lo"]) <= float(x[col]) <= float(x[col + "_hi"]), (x["model"], col)
     assert rows[-1]["MR"] == ""                                  # humans are not ranked
-    md = (w / "evaluation" / "table1.md").read_text()
+    md = (s0 / "evaluation" / "table1.md").read_text()
     assert "| E-GA |" in md and "| Simple-GAN |" in md and "| Human (held-out) |" in md
     assert "| Char n-gram LM (frame-blind) |" in md and "| E-GA, one draw per comment |" in md
-    assert "split by video" in md
-    # E-GA minus every other row, every metric, paired over the same resampled frames.
+    assert "split by video" in md and "95% bootstrap interval" in md and md.count(" [") > 20
+    # Pooled over the two seeds: each cell the mean of the seeds' values, every seed's values kept.
+    pooled = _read_csv(w / "evaluation" / "table1.csv")
+    seeds = _read_csv(w / "evaluation" / "table1_seeds.csv")
+    assert [x["model"] for x in pooled] == [x["model"] for x in rows]
+    assert sorted({x["seed"] for x in seeds}) == ["0", "1"] and len(seeds) == 2 * len(rows)
+    for x in pooled:
+        each = [float(y["bleu4"]) for y in seeds if y["model"] == x["model"]]
+        assert float(x["bleu4"]) == pytest.approx(sum(each) / 2)
+        assert float(x["bleu4_lo"]) <= float(x["bleu4_hi"])
+    assert "trained with 2 seeds" in (w / "evaluation" / "table1.md").read_text()
+    # E-GA minus every other row, every metric, paired over the same resampled frames, pooled over seeds
+    # and per seed.
     paired = _read_csv(w / "evaluation" / "paired.csv")
     assert {p["model"] for p in paired} == {"encdec", "cvae", "simple_gan", "ega_one_draw", "ngram_lm", "human"}
     assert {p["metric"] for p in paired if p["model"] == "ngram_lm"} >= {"bleu4", "MRR", "naming", "diversity"}
     for p in paired:
         d, lo, hi = float(p["difference"]), float(p["lo"]), float(p["hi"])
+        assert p["per_seed"].startswith("seed 0: ") and "; seed 1: " in p["per_seed"]
         if not math.isnan(d) and not math.isnan(lo):
-            assert lo <= d + 1e-9 and d <= hi + 1e-9
             assert ("no difference" in p["holds"]) == (lo <= 0 <= hi)
     by = {(p["model"], p["metric"]): float(p["difference"]) for p in paired}
-    value = {x["model"]: x for x in rows}
+    value = {x["model"]: x for x in pooled}
     assert by["cvae", "bleu4"] == pytest.approx(float(value["ega"]["bleu4"]) - float(value["cvae"]["bleu4"]))
-    assert "95% bootstrap interval" in md and md.count(" [") > 20
     from PIL import Image
-    im = Image.open(w / "evaluation" / "case_study.png")
+    im = Image.open(s0 / "evaluation" / "case_study.png")
     assert im.width > 600 and im.height > 300
     samples = [json.loads(l) for l in (w / "evaluation" / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     n_test = tiny["summary"]["keyframes"]["test"]
     for m in ("ega", "encdec", "cvae", "simple_gan", "ega_one_draw", "ngram_lm"):
         assert sum(s["model"] == m for s in samples) == 3 * n_test
-    assert all((w / "evaluation" / s["image"]).exists() for s in samples)
-    assert "confusion.md" in {p.name for p in (w / "evaluation").iterdir()}
+    assert all((w / "evaluation" / s["image"]).exists() for s in samples)       # the labelling app's input
+    assert "confusion.md" in {p.name for p in (s0 / "evaluation").iterdir()}
+
+
+def test_pooling_over_seeds_holds_a_claim_only_when_every_seed_does():
+    from ega_jax import evaluate, metrics
+    rng = np.random.default_rng(0)
+    n = 200
+    draws = metrics.bootstrap_resamples(n, 400, seed=1)
+
+    def row(model, p):
+        hits = (rng.random(n) < p).astype(float)
+        return {"model": model, "bleu4": hits.mean(), "_frames": {"bleu4": (hits, np.ones(n))}}
+
+    # E-GA ahead by 0.3 in seeds 0-3, level in seed 4: pooled it is ahead, but not in every seed.
+    per_seed = {s: [row("ega", 0.6), row("cvae", 0.3)] for s in range(4)}
+    per_seed[4] = [row("ega", 0.45), row("cvae", 0.45)]
+    pooled, flat, paired = evaluate.pool_seeds(per_seed, draws)
+    (p,) = paired
+    assert p["holds"].startswith("E-GA pooled higher, but not in every seed (4 of 5)"), p["holds"]
+    means = {r["model"]: r["bleu4"] for r in pooled}
+    assert means["ega"] == pytest.approx(np.mean([per_seed[s][0]["bleu4"] for s in range(5)]))
+    assert p["difference"] == pytest.approx(means["ega"] - means["cvae"])
+    assert len(flat) == 10 and {f["seed"] for f in flat} == set(range(5))
+    # Ahead in every seed: holds, and reads as better (BLEU-4: higher is better).
+    per_seed[4] = [row("ega", 0.6), row("cvae", 0.3)]
+    (p,) = evaluate.pool_seeds(per_seed, draws)[2]
+    assert p["holds"] == "E-GA higher in every seed (better)" and p["lo"] > 0
+    # Pooled intervals cover the spread between seeds, not only between frames.
+    spread = {0: [row("ega", 0.2)], 1: [row("ega", 0.5)], 2: [row("ega", 0.8)]}
+    (r,) = evaluate.pool_seeds(spread, draws)[0]
+    _, lo1, hi1 = metrics.ratio_interval(*spread[0][0]["_frames"]["bleu4"], draws)
+    assert r["bleu4_hi"] - r["bleu4_lo"] > 3 * (hi1 - lo1)
 
 
 def test_evaluate_cli_is_deterministic_and_baselines_generate_like_ega(table1, tmp_path):
@@ -238,6 +282,7 @@ def test_evaluate_cli_is_deterministic_and_baselines_generate_like_ega(table1, t
                            capture_output=True, text=True, cwd=REPO, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (w / "evaluation" / "table1.csv").read_text() == before
+    w = w / "seed0"
     # One model's workdir evaluates alone.
     one = subprocess.run([sys.executable, "-m", "ega_jax.evaluate", f"--workdir={w / 'cvae'}", "--num_per_frame=2"],
                          capture_output=True, text=True, cwd=REPO, timeout=600)
