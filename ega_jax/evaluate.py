@@ -30,6 +30,7 @@ import re
 import shutil
 import time
 import types
+import warnings
 
 import jax
 import numpy as np
@@ -341,6 +342,12 @@ def pool_seeds(per_seed: dict[int, list[dict]], draws: np.ndarray, seed: int = 0
     the seeds with replacement). Paired differences: the reference minus each other row per seed on the
     same resampled frames, averaged over the resampled seeds; a difference "holds" only when its paired
     interval excludes 0 in every seed (and pooled). Returns (pooled rows, per-seed rows, paired rows)."""
+    with warnings.catch_warnings():      # a metric that is n/a in every seed (nothing named) stays nan, quietly
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return _pool_seeds(per_seed, draws, seed, reference)
+
+
+def _pool_seeds(per_seed, draws, seed, reference):
     seeds = sorted(per_seed)
     rng = np.random.default_rng(seed)
     seed_draws = rng.integers(len(seeds), size=(len(draws), len(seeds)))
