@@ -277,12 +277,12 @@ def test_pooling_over_seeds_holds_a_claim_only_when_every_seed_does():
 def test_evaluate_cli_is_deterministic_and_baselines_generate_like_ega(table1, tmp_path):
     w, r, tiny = table1
     assert r.returncode == 0, r.stderr[-3000:]
+    w = w / "seed0"              # one seed's models (the pooled table is checked above)
     before = (w / "evaluation" / "table1.csv").read_text()
     again = subprocess.run([sys.executable, "-m", "ega_jax.evaluate", f"--workdir={w}", "--num_per_frame=3"],
                            capture_output=True, text=True, cwd=REPO, timeout=600)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (w / "evaluation" / "table1.csv").read_text() == before
-    w = w / "seed0"
     # One model's workdir evaluates alone.
     one = subprocess.run([sys.executable, "-m", "ega_jax.evaluate", f"--workdir={w / 'cvae'}", "--num_per_frame=2"],
                          capture_output=True, text=True, cwd=REPO, timeout=600)
