@@ -226,6 +226,7 @@ def control_rows(setup: EvalSetup, found: list[tuple[str, str]], strategy: str =
     validation comments; it samples its comments and ranks by its likelihood). (rows, comments)."""
     rows, generated = [], {}
     ega_path = dict(found).get("ega")
+    max_len = zoo.load(found[0][1])[0].max_len         # the comment length the models decode to
     if ega_path:
         model, cfg = zoo.load(ega_path)
         if model.candidates > 1:
@@ -235,10 +236,9 @@ def control_rows(setup: EvalSetup, found: list[tuple[str, str]], strategy: str =
             generated["ega_one_draw"] = rows_gen[1]
     from ega_jax import ngram      # here: evaluate's own import list stays what every model needs
     from ega_jax.data.vocab import load_vocab
-    cfg = runs.load_config(found[0][1])
     valid = records.read_split(setup.data_dir, records.eval_split(setup.data_dir, log))
     lm, orders = ngram.FrameBlindLM.fit(setup.train_comments, [c for r in valid for c in r["comments"]],
-                                        load_vocab(setup.data_dir), cfg.input.max_len, seed=setup.seed)
+                                        load_vocab(setup.data_dir), max_len, seed=setup.seed)
     log("  n-gram LM: validation NLL/token by order " + ", ".join(f"{k}: {v:.3f}" for k, v in orders.items())
         + f"; order {lm.lm.order}")
     g = types.SimpleNamespace(strategy="sample", temperature=1.0, top_k=0, beam_size=1)

@@ -474,6 +474,23 @@ def test_relevance_study_runs_probes_bounds_and_variants(main_run, tmp_path):
     assert bad.returncode != 0 and "may set generate.* only" in bad.stderr
 
 
+def test_evaluate_on_a_main_job_workdir_adds_the_controls_and_paired_differences(main_run):
+    """E-GA alone: its row, the two controls (E-GA with one draw, the frame-blind n-gram LM), humans, and
+    E-GA's paired differences against each."""
+    from ega_jax import evaluate
+    w, first, _ = main_run
+    assert first.returncode == 0, first.stderr[-3000:]
+    lines = []
+    rows = evaluate.evaluate(str(w), num_per_frame=3, log=lines.append)
+    assert [r["model"] for r in rows] == ["ega", "ega_one_draw", "ngram_lm", "human"]
+    assert rows[1]["strategy"] == rows[0]["strategy"] and rows[2]["strategy"].startswith("sample (order ")
+    assert any(line.startswith("  n-gram LM: validation NLL/token by order") for line in lines)
+    paired = list(csv.DictReader(open(w / "evaluation" / "paired.csv", encoding="utf-8")))
+    assert {p["model"] for p in paired} == {"ega_one_draw", "ngram_lm", "human"}
+    assert {"MRR", "relation", "naming", "diversity"} <= {p["metric"] for p in paired if p["model"] == "ngram_lm"}
+    assert "paired bootstrap over the" in (w / "evaluation" / "paired.md").read_text(encoding="utf-8")
+
+
 def test_selection_study_scores_the_grid_on_validation(main_run, tmp_path):
     """configs/selection.py on the main job's G: each selection setting once, on the validation videos,
     next to the humans; the config's own setting marked; the trade-off plot written."""
