@@ -147,7 +147,7 @@ def _small(*prefixes):
 
 def _table1_args(w, data_dir):
     args = ["--config=configs/table1.py", f"--workdir={w}", f"--config.data.dir={data_dir}",
-            "--config.evaluate.num_per_frame=3", "--config.seeds=(0, 1)"]
+            "--config.evaluate.num_per_frame=3", "--config.seeds=(0,)"]
     args += _small("ega.stage1.image_vae.", "ega.stage1.text_vae.", "encdec.", "cvae.", "simple_gan.")
     for m in ("encdec", "cvae", "simple_gan"):
         args += [f"--config.{m}.train.{k}={v}" for k, v in
@@ -179,7 +179,7 @@ def _read_csv(path):
 def test_table1_trains_every_model_and_writes_the_table(table1):
     w, r, tiny = table1
     assert r.returncode == 0, r.stderr[-3000:]
-    for seed in (0, 1):
+    for seed in (0,):           # one seed keeps the test short; pool_seeds is tested with several below
         for name in ("ega", "encdec", "cvae", "simple_gan"):
             saved = json.loads((w / f"seed{seed}" / name / "config.json").read_text())
             assert saved["stage"] in ("gan", name) and saved["seed"] == seed
@@ -209,16 +209,16 @@ def test_table1_trains_every_model_and_writes_the_table(table1):
     assert "| E-GA |" in md and "| Simple-GAN |" in md and "| Human (held-out) |" in md
     assert "| Char n-gram LM (frame-blind) |" in md and "| E-GA, one draw per comment |" in md
     assert "split by video" in md and "95% bootstrap interval" in md and md.count(" [") > 20
-    # Pooled over the two seeds: each cell the mean of the seeds' values, every seed's values kept.
+    # Pooled over the seeds (one here): each cell the mean of the seeds' values, every seed's values kept.
     pooled = _read_csv(w / "evaluation" / "table1.csv")
     seeds = _read_csv(w / "evaluation" / "table1_seeds.csv")
     assert [x["model"] for x in pooled] == [x["model"] for x in rows]
-    assert sorted({x["seed"] for x in seeds}) == ["0", "1"] and len(seeds) == 2 * len(rows)
+    assert sorted({x["seed"] for x in seeds}) == ["0"] and len(seeds) == len(rows)
     for x in pooled:
         each = [float(y["bleu4"]) for y in seeds if y["model"] == x["model"]]
-        assert float(x["bleu4"]) == pytest.approx(sum(each) / 2)
+        assert float(x["bleu4"]) == pytest.approx(sum(each) / len(each))
         assert float(x["bleu4_lo"]) <= float(x["bleu4_hi"])
-    assert "trained with 2 seeds" in (w / "evaluation" / "table1.md").read_text()
+    assert "trained with 1 seeds (0)" in (w / "evaluation" / "table1.md").read_text()
     # E-GA minus every other row, every metric, paired over the same resampled frames, pooled over seeds
     # and per seed.
     paired = _read_csv(w / "evaluation" / "paired.csv")
@@ -226,7 +226,7 @@ def test_table1_trains_every_model_and_writes_the_table(table1):
     assert {p["metric"] for p in paired if p["model"] == "ngram_lm"} >= {"bleu4", "MRR", "naming", "diversity"}
     for p in paired:
         d, lo, hi = float(p["difference"]), float(p["lo"]), float(p["hi"])
-        assert p["per_seed"].startswith("seed 0: ") and "; seed 1: " in p["per_seed"]
+        assert p["per_seed"].startswith("seed 0: ")
         if not math.isnan(d) and not math.isnan(lo):
             assert ("no difference" in p["holds"]) == (lo <= 0 <= hi)
     by = {(p["model"], p["metric"]): float(p["difference"]) for p in paired}
