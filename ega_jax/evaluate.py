@@ -429,7 +429,7 @@ def evaluate_seeds(workdir: str, found_seeds: list[tuple[int, str]], num_per_fra
     shutil.copytree(os.path.join(first, "frames"), os.path.join(out_dir, "frames"), dirs_exist_ok=True)
     seeds = [s for s, _ in found_seeds]
     columns = [c for c in COLUMNS if any(c in r for r in pooled)]
-    caption = (f"{frames} test key frames, models trained with {len(seeds)} seeds ({', '.join(map(str, seeds))}); "
+    caption = (f"{frames} test key frames, every model trained once per training seed ({', '.join(map(str, seeds))}); "
                f"each cell the mean over seeds [95% bootstrap interval over test frames and seeds, {BOOTSTRAP} "
                f"resamples]; every seed's table: W/seed<k>/{out}/table1.md, their values: table1_seeds.csv. "
                "Metrics as in each seed's table.")

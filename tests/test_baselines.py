@@ -218,7 +218,7 @@ def test_table1_trains_every_model_and_writes_the_table(table1):
         each = [float(y["bleu4"]) for y in seeds if y["model"] == x["model"]]
         assert float(x["bleu4"]) == pytest.approx(sum(each) / len(each))
         assert float(x["bleu4_lo"]) <= float(x["bleu4_hi"])
-    assert "trained with 1 seeds (0)" in (w / "evaluation" / "table1.md").read_text()
+    assert "every model trained once per training seed (0)" in (w / "evaluation" / "table1.md").read_text()
     # E-GA minus every other row, every metric, paired over the same resampled frames, pooled over seeds
     # and per seed.
     paired = _read_csv(w / "evaluation" / "paired.csv")
