@@ -65,7 +65,7 @@ def get_config():
             gp_mm085_ms4_lr1e3=variant("gp", 0.85, mode_seeking=4.0, lr=1e-3),
             gp_mm09_ms6_lr1e3=variant("gp", 0.9, mode_seeking=6.0, lr=1e-3),
             gp_mm08_ms6_lr1e3=variant("gp", 0.8, mode_seeking=6.0, lr=1e-3),
-            # Longer: 5000 and 6000 steps (configs/gan.py's GAN has 4500).
+            # Longer: 5000 and 6000 steps (the main job's GAN had 4500 before issue 29).
             gp_mm08_ms3_lr1e3_5000=variant("gp", 0.8, mode_seeking=3.0, lr=1e-3, extra="gan_train.num_steps=5000"),
             gp_mm08_ms3_lr1e3_6000=variant("gp", 0.8, mode_seeking=3.0, lr=1e-3, extra="gan_train.num_steps=6000"),
             # Fewer critic updates per step for more steps in about the same time.
