@@ -246,7 +246,9 @@ def test_the_real_pair_builds_from_its_frame_folder(tmp_path):
                             log=lambda *_: None)
     assert s["inputs"]["skipped"] == [] and s["frames"] == 100
     assert s["comments"]["seen"] == 1000 and s["comments"]["outside_video"] <= 5
-    rs = records.read_split(str(tmp_path / "out"), "train", "test")
+    rs = records.read_split(str(tmp_path / "out"), *records.SPLITS)
+    # One video: split by key frame (a split by video needs two), and the summary says so.
+    assert s["split"]["by"] == "keyframe" and "needs two or more videos" in s["split"]["note"]
     assert 3 <= len(rs) <= 100 and sum(len(r["comments"]) for r in rs) == s["comments"]["kept"] > 900
     times, _, edges = vid.read_frames(str(pair / "frames"), size=(8, 8))
     for r in rs:

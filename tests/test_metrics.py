@@ -245,4 +245,9 @@ def test_on_the_embedded_default_knowing_the_scene_beats_not_knowing_it(default_
     assert k[1] > b[2], (k, b)                                # the intervals separate
     # Plausible negatives come from the context, which mostly shares the frame's scene: the blind scorer
     # cannot tell them from the ground truth, so it does not reach the top either.
-    assert metrics.ranking_metrics(knows)["R@1"] > 0.3 > metrics.ranking_metrics(blind)["R@1"]
+    # (LiveBot's context is the adjacent seconds, mostly the same scene: about 70 % of the plausible
+    # negatives name the true scene, so knowing the scene is not enough for the top either.)
+    assert metrics.ranking_metrics(knows)["R@1"] > 0.2 > 0.1 > metrics.ranking_metrics(blind)["R@1"]
+    plausible = [(r, c) for r, cc in zip(test, cands) for c, k in zip(cc["candidates"], cc["kinds"])
+                 if k == "plausible"]
+    assert np.mean([r["scene"] in metrics.scene_mentions(c, lex) for r, c in plausible]) > 0.5
