@@ -22,6 +22,9 @@ from ega_jax.models.image_vae import ImageVAE
 from ega_jax.models.text_vae import TextVAE
 
 B, L, V = 8, 10, 20
+# The stages whose data-parallel run is also interrupted and resumed (the loop's restore is the same for
+# every stage; one with batch statistics-free VAE state and the GAN's two-optimizer state cover it).
+RESUMED = ("text_vae", "gan")
 
 
 def tokens(rng, b):
@@ -89,19 +92,21 @@ def main():
         for name, task in tasks().items():
             single = train.train_and_evaluate(task, cfg(5, False), os.path.join(tmp, name, "single"), 0, quiet)
             split = train.train_and_evaluate(task, cfg(5, True), os.path.join(tmp, name, "split"), 0, quiet)
-            # Interrupted at step 3 and resumed, data parallel: restores into replicated arrays.
-            train.train_and_evaluate(task, cfg(3, True), os.path.join(tmp, name, "resumed"), 0, quiet)
-            resumed = train.train_and_evaluate(task, cfg(5, True), os.path.join(tmp, name, "resumed"), 0, quiet)
-            a, b, c = leaves(single), leaves(split), leaves(resumed)
+            a, b = leaves(single), leaves(split)
             moved = max(float(np.max(np.abs(x - y))) for x, y in zip(a, leaves(task.init_state(
                 jax.random.split(jax.random.PRNGKey(0), 3)[0]))))
             report[name] = {
                 "max_diff_split_vs_single": max(float(np.max(np.abs(x - y))) for x, y in zip(a, b)),
-                "max_diff_resumed_vs_split": max(float(np.max(np.abs(x - y))) for x, y in zip(b, c)),
                 "moved_from_init": moved,
                 "params_replicated": all(len(x.sharding.device_set) == 4 and x.sharding.is_fully_replicated
                                          for x in jax.tree_util.tree_leaves(split.params)),
             }
+            if name in RESUMED:
+                # Interrupted at step 3 and resumed, data parallel: restores into replicated arrays.
+                train.train_and_evaluate(task, cfg(3, True), os.path.join(tmp, name, "resumed"), 0, quiet)
+                resumed = train.train_and_evaluate(task, cfg(5, True), os.path.join(tmp, name, "resumed"), 0, quiet)
+                report[name]["max_diff_resumed_vs_split"] = max(float(np.max(np.abs(x - y)))
+                                                                for x, y in zip(b, leaves(resumed)))
         # The batch really is split: each device holds B/4 rows, along the declared axis.
         dp = train.DataParallel(B)
         batch = next(stream("gan", 2)(0))

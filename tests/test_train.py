@@ -27,7 +27,10 @@ def test_sharded_run_matches_single_device(report, stage):
     got = report[stage]
     assert got["moved_from_init"] > 1e-2                       # it trained
     assert got["max_diff_split_vs_single"] < 1e-4               # same parameters, up to summation order
-    assert got["max_diff_resumed_vs_split"] == 0.0              # interrupted + resumed = uninterrupted
+    if stage in ("text_vae", "gan"):                          # data_parallel_check.RESUMED
+        assert got["max_diff_resumed_vs_split"] == 0.0          # interrupted + resumed = uninterrupted
+    else:
+        assert "max_diff_resumed_vs_split" not in got
     assert got["params_replicated"]
 
 
