@@ -84,6 +84,15 @@ def human_recall(workdir: str) -> dict:
                 for r in csv.DictReader(f)}
 
 
+def add_human_recall(workdir: str, rows: list[dict]) -> None:
+    """The human_recall column (and its interval) of every row the labelling app has labels for."""
+    recall = human_recall(workdir)
+    for row in rows:
+        if row["model"] in recall:
+            r = recall[row["model"]]
+            row["human_recall"], row["human_recall_lo"], row["human_recall_hi"] = r["recall"], r["ci_low"], r["ci_high"]
+
+
 @dataclasses.dataclass
 class EvalSetup:
     """What every model is evaluated against: the same frames, references, candidates and seed."""
@@ -415,11 +424,7 @@ def evaluate_seeds(workdir: str, found_seeds: list[tuple[int, str]], num_per_fra
         frames = len(next(iter(per_seed[s][0]["_frames"].values()))[0])
     draws = metrics.bootstrap_resamples(frames, BOOTSTRAP, seed)
     pooled, flat, paired = pool_seeds(per_seed, draws, seed)
-    recall = human_recall(workdir)
-    for row in pooled:
-        if row["model"] in recall:
-            r = recall[row["model"]]
-            row["human_recall"], row["human_recall_lo"], row["human_recall_hi"] = r["recall"], r["ci_low"], r["ci_high"]
+    add_human_recall(workdir, pooled)
     out_dir = os.path.join(workdir, out)
     if jax.process_index() > 0:
         return pooled
@@ -467,11 +472,7 @@ def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str
         rows += more
         generated.update(more_generated)
     rows.append({"model": "human", **text_metrics(setup, setup.held_out)})
-    recall = human_recall(workdir)
-    for row in rows:
-        if row["model"] in recall:
-            r = recall[row["model"]]
-            row["human_recall"], row["human_recall_lo"], row["human_recall_hi"] = r["recall"], r["ci_low"], r["ci_high"]
+    add_human_recall(workdir, rows)
     out_dir = os.path.join(workdir, out)
     if jax.process_index() > 0:          # a multi-host job: process 0 writes the reports
         return rows
