@@ -19,7 +19,7 @@ def get_config():
     config.gan.penalty = "gp"                         # gradient penalty instead of weight clipping
     config.gan.mismatch = 0.5                         # matching-aware critic (Reed et al. 2016)
     config.gan_optimizer.lr = 1e-4                    # RMSProp; the paper's 1e-5 barely moves G here
-    config.gan_train.num_steps = 3000                 # chosen on validation with the two above
+    config.gan_train.num_steps = 3000                 # the paper's config's too; chosen on validation with the above
     # The critic picks each frame's comments from 8 draws, judging each decoded comment.
     config.generate.update(candidates=8, overlap_penalty=2.0, score="decoded")
     for stage in ("image_vae", "text_vae"):           # evaluating less often saves about a minute
