@@ -330,21 +330,6 @@ def seed_dirs(workdir: str) -> list[tuple[int, str]]:
     return sorted(out)
 
 
-def _ratios(num, den, draws):
-    """The metric on every bootstrap resample of the frames (nan where a resample has no denominator)."""
-    n, d = num[draws].sum(axis=1), den[draws].sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(d > 0, n / np.where(d > 0, d, 1), np.nan)
-
-
-def _percentiles(boot, level=0.95):
-    boot = boot[~np.isnan(boot)]
-    if not len(boot):
-        return float("nan"), float("nan")
-    lo, hi = np.percentile(boot, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
-
-
 def pool_seeds(per_seed: dict[int, list[dict]], draws: np.ndarray, seed: int = 0, reference: str = "ega"):
     """Table 1 over training seeds. Each cell: the mean over seeds of the metric, with a 95 % bootstrap
     interval over test frames AND seeds (each resample draws the frames, the same for every model, and
@@ -362,6 +347,18 @@ def _pool_seeds(per_seed, draws, seed, reference):
     seed_draws = rng.integers(len(seeds), size=(len(draws), len(seeds)))
     names = [r["model"] for r in per_seed[seeds[0]]]
     by = {s: {r["model"]: r for r in per_seed[s]} for s in seeds}
+    boots: dict = {}
+
+    def boot(s, name, c):
+        """The metric of (seed, model) on every resample of the frames, computed once."""
+        if (s, name, c) not in boots:
+            boots[s, name, c] = metrics.bootstrap_ratios(*by[s][name]["_frames"][c], draws)
+        return boots[s, name, c]
+
+    def over_seeds(per_seed_boot):
+        """(S, B) -> (B,): each resample's mean over its resampled seeds."""
+        return np.nanmean(per_seed_boot[seed_draws.T, np.arange(len(draws))], axis=0)
+
     pooled, flat, paired = [], [], []
     for name in names:
         row = {"model": name}
@@ -369,9 +366,9 @@ def _pool_seeds(per_seed, draws, seed, reference):
             if not all(c in by[s].get(name, {}).get("_frames", {}) for s in seeds):
                 continue
             values = np.array([by[s][name][c] for s in seeds], float)
-            boots = np.stack([_ratios(*by[s][name]["_frames"][c], draws) for s in seeds])     # (S, B)
             row[c] = float(np.nanmean(values)) if not np.isnan(values).all() else float("nan")
-            row[c + "_lo"], row[c + "_hi"] = _percentiles(np.nanmean(boots[seed_draws.T, np.arange(len(draws))], axis=0))
+            row[c + "_lo"], row[c + "_hi"] = metrics.percentile_interval(
+                over_seeds(np.stack([boot(s, name, c) for s in seeds])))
             for k, s in enumerate(seeds):
                 row[f"{c}@seed{s}"] = float(values[k])
         pooled.append(row)
@@ -387,11 +384,12 @@ def _pool_seeds(per_seed, draws, seed, reference):
         for c in COLUMNS:
             if not all(c in by[s].get(name, {}).get("_frames", {}) and c in by[s][reference]["_frames"] for s in seeds):
                 continue
-            diffs = np.stack([_ratios(*by[s][reference]["_frames"][c], draws) - _ratios(*by[s][name]["_frames"][c], draws)
-                              for s in seeds])
-            each = [metrics.paired_ratio_difference(*by[s][reference]["_frames"][c], *by[s][name]["_frames"][c], draws)
-                    for s in seeds]
-            lo, hi = _percentiles(np.nanmean(diffs[seed_draws.T, np.arange(len(draws))], axis=0))
+            # Per seed: the paired difference and its interval (metrics.paired_ratio_difference, from the
+            # resamples already computed); pooled: averaged over the resampled seeds.
+            diffs = np.stack([boot(s, reference, c) - boot(s, name, c) for s in seeds])
+            each = [(by[s][reference][c] - by[s][name][c], *metrics.percentile_interval(diffs[k]))
+                    for k, s in enumerate(seeds)]
+            lo, hi = metrics.percentile_interval(over_seeds(diffs))
             d = float(np.nanmean([e[0] for e in each]))
             up, down = sum(e[1] > 0 for e in each), sum(e[2] < 0 for e in each)
             if up == len(seeds) and lo > 0:

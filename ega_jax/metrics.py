@@ -299,18 +299,32 @@ def bootstrap_resamples(n_frames: int, resamples: int = 1000, seed: int = 0) -> 
     return np.random.default_rng(seed).integers(n_frames, size=(resamples, n_frames))
 
 
+def bootstrap_ratios(num, den, draws: np.ndarray) -> np.ndarray:
+    """sum(num) / sum(den) on every bootstrap resample of the frames (draws: bootstrap_resamples); nan
+    where a resample has no denominator."""
+    num, den = np.asarray(num, float), np.asarray(den, float)
+    n, d = num[draws].sum(axis=1), den[draws].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(d > 0, n / np.where(d > 0, d, 1), np.nan)
+
+
+def percentile_interval(boot: np.ndarray, level: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap values, nan ones left out ((nan, nan) when none is left)."""
+    boot = np.asarray(boot, float)
+    boot = boot[~np.isnan(boot)]
+    if not len(boot):
+        return float("nan"), float("nan")
+    lo, hi = np.percentile(boot, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
 def ratio_interval(num: Sequence[float], den: Sequence[float], draws: np.ndarray,
                    level: float = 0.95) -> tuple[float, float, float]:
     """A metric that is sum(num) / sum(den) over frames (a mean over comments, over frames, a share):
     its value and the percentile bootstrap interval over frames."""
     num, den = np.asarray(num, float), np.asarray(den, float)
     value = num.sum() / den.sum() if den.sum() else float("nan")
-    n, d = num[draws].sum(axis=1), den[draws].sum(axis=1)
-    boot = n[d > 0] / d[d > 0]
-    if not len(boot):
-        return value, float("nan"), float("nan")
-    lo, hi = np.percentile(boot, [50 * (1 - level), 50 * (1 + level)])
-    return value, float(lo), float(hi)
+    return (value, *percentile_interval(bootstrap_ratios(num, den, draws), level))
 
 
 def paired_ratio_difference(a_num, a_den, b_num, b_den, draws: np.ndarray,
@@ -321,10 +335,5 @@ def paired_ratio_difference(a_num, a_den, b_num, b_den, draws: np.ndarray,
     a_num, a_den, b_num, b_den = (np.asarray(x, float) for x in (a_num, a_den, b_num, b_den))
     ratio = lambda n, d: n.sum() / d.sum() if d.sum() else float("nan")
     value = ratio(a_num, a_den) - ratio(b_num, b_den)
-    ad, bd = a_den[draws].sum(axis=1), b_den[draws].sum(axis=1)
-    ok = (ad > 0) & (bd > 0)
-    boot = a_num[draws].sum(axis=1)[ok] / ad[ok] - b_num[draws].sum(axis=1)[ok] / bd[ok]
-    if not len(boot):
-        return value, float("nan"), float("nan")
-    lo, hi = np.percentile(boot, [50 * (1 - level), 50 * (1 + level)])
-    return value, float(lo), float(hi)
+    boot = bootstrap_ratios(a_num, a_den, draws) - bootstrap_ratios(b_num, b_den, draws)
+    return (value, *percentile_interval(boot, level))
