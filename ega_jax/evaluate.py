@@ -207,12 +207,6 @@ def ranking(setup: EvalSetup, scores) -> dict:
     return out
 
 
-def score_model(setup: EvalSetup, name: str, path: str, strategy: str = "", log=print) -> tuple[dict, list]:
-    """One model's row of Table 1 and its comments per test frame."""
-    model, cfg = zoo.load(path)
-    return score_loaded(setup, name, model, cfg.generate, path, strategy, log)
-
-
 def score_loaded(setup: EvalSetup, name: str, model, g, path: str = "", strategy: str = "", log=print):
     """The row of a loaded comment model (g: its generate settings) and its comments per test frame."""
     t0 = time.time()
@@ -229,15 +223,15 @@ def score_loaded(setup: EvalSetup, name: str, model, g, path: str = "", strategy
     return row, per_frame
 
 
-def control_rows(setup: EvalSetup, found: list[tuple[str, str]], strategy: str = "", log=print):
+def control_rows(setup: EvalSetup, loaded: dict, strategy: str = "", log=print):
     """The control rows: E-GA with one noise draw per comment (when it selects among more), and the
     frame-blind character n-gram LM (Kneser-Ney; fitted on the train comments, its order chosen on the
-    validation comments; it samples its comments and ranks by its likelihood). (rows, comments)."""
+    validation comments; it samples its comments and ranks by its likelihood). loaded: {name: (model,
+    config, workdir)} of the models evaluated. (rows, comments)."""
     rows, generated = [], {}
-    ega_path = dict(found).get("ega")
-    max_len = zoo.load(found[0][1])[0].max_len         # the comment length the models decode to
-    if ega_path:
-        model, cfg = zoo.load(ega_path)
+    max_len = next(iter(loaded.values()))[0].max_len    # the comment length the models decode to
+    if "ega" in loaded:
+        model, cfg, ega_path = loaded["ega"]
         if model.candidates > 1:
             one = dataclasses.replace(model, candidates=1, overlap_penalty=0.0)
             rows_gen = score_loaded(setup, "ega_one_draw", one, cfg.generate, ega_path, strategy, log)
@@ -461,12 +455,14 @@ def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str
     setup = prepare(found, num_per_frame, seed, num_refs, log)
     log(f"evaluate: {len(found)} model(s) on {len(setup.test)} test key frames of {setup.data_dir} "
         f"({setup.split_note}), {num_per_frame} comments per frame, seed {seed}")
-    rows, generated = [], {}
+    rows, generated, loaded = [], {}, {}
     for name, path in found:
-        row, generated[name] = score_model(setup, name, path, strategy, log)
+        loaded[name] = (*zoo.load(path), path)          # (model, config, workdir), loaded once
+        row, generated[name] = score_loaded(setup, name, loaded[name][0], loaded[name][1].generate, path,
+                                            strategy, log)
         rows.append(row)
     if controls:
-        more, more_generated = control_rows(setup, found, strategy, log)
+        more, more_generated = control_rows(setup, loaded, strategy, log)
         rows += more
         generated.update(more_generated)
     rows.append({"model": "human", **text_metrics(setup, setup.held_out)})
