@@ -73,6 +73,25 @@ def phrase_diversity_counts(per_frame: Sequence[Sequence[str]], lexicons: Mappin
     return distinct, used
 
 
+def scene_report(scenes: Sequence[str], per_frame: Sequence[Sequence[str]], lexicons: Mapping[str, Sequence[str]],
+                 vocabulary: set[str] | None = None) -> dict:
+    """What the studies print per row, for comments per frame and the frames' true scenes: relation,
+    naming, right and wrong shares, phrase diversity (see relation), diversity, and fluency against
+    vocabulary (the train n-grams) when given."""
+    rel = relation(list(zip(scenes, per_frame)), lexicons)
+    out = {k: rel[k] for k in ("relation", "naming", "right_share", "wrong_share", "phrase_diversity")}
+    out["diversity"] = diversity(per_frame)
+    if vocabulary is not None:
+        out["fluency"] = fluency([c for cs in per_frame for c in cs], vocabulary)
+    return out
+
+
+def sample_per_frame(per_frame: Sequence[Sequence[str]], n: int, rng: np.random.Generator) -> list[list[str]]:
+    """n of each frame's comments (all when fewer), drawn without replacement: the humans' row of the
+    studies, beside a model's n comments per frame."""
+    return [[cs[i] for i in rng.permutation(len(cs))[:n]] for cs in per_frame]
+
+
 def format_relation(rel: dict) -> str:
     """The main job's line: relation, naming share and phrase diversity ("n/a" where undefined)."""
     f = lambda v: "n/a" if v != v else f"{v:.3f}"

@@ -53,7 +53,7 @@ def run(config, workdir: str) -> int:
     split = runs.dataset_split_note(runs.resolve_dataset(config, log=lambda *_: None))
     if all(r["scene"] for r in frames):
         rng = np.random.default_rng(config.seed)
-        humans = [[r["comments"][i] for i in rng.permutation(len(r["comments"]))[:g.num_per_frame]] for r in frames]
+        humans = metrics.sample_per_frame([r["comments"] for r in frames], g.num_per_frame, rng)
         for who, texts in (("E-GA", comments), ("humans", humans)):
             rel = metrics.relation([(r["scene"], cs) for r, cs in zip(frames, texts)], world_recipes.LEXICONS)
             print(f"{who:>6} on the test key frames: " + metrics.format_relation(rel))

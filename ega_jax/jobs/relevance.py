@@ -57,10 +57,7 @@ def nearest_centroid_accuracy(train_x, train_y, test_x, test_y) -> float:
 
 
 def score(frames, comments, vocabulary, lexicons) -> dict:
-    rel = metrics.relation([(r["scene"], cs) for r, cs in zip(frames, comments)], lexicons)
-    return {"relation": rel["relation"], "naming": rel["naming"], "phrase_diversity": rel["phrase_diversity"],
-            "diversity": metrics.diversity(comments),
-            "fluency": metrics.fluency([c for cs in comments for c in cs], vocabulary)}
+    return metrics.scene_report([r["scene"] for r in frames], comments, lexicons, vocabulary)
 
 
 def run(config, workdir: str) -> int:
@@ -108,8 +105,8 @@ def run(config, workdir: str) -> int:
 
     # Bounds for stage 2: the GAN replaced by real latents of the same frame / of a random train frame.
     rows = [{"variant": "humans: n of each frame's own comments",
-             **score(valid_pairs.frames, [[r["comments"][i] for i in rng.permutation(len(r["comments"]))[:n]]
-                                         for r in valid_pairs.frames], vocabulary, lex)}]
+             **score(valid_pairs.frames, metrics.sample_per_frame([r["comments"] for r in valid_pairs.frames], n, rng),
+                     vocabulary, lex)}]
     same = np.concatenate([rng.choice(np.flatnonzero(valid_pairs.frame_of == f), size=n)
                            for f in range(len(valid_pairs.frames))])
     rows.append({"variant": "upper bound: real mu_s of the same frame",

@@ -56,14 +56,8 @@ def run(config, workdir: str) -> int:
     print(f"selection: {len(frames)} {split} key frames of {data_dir} ({runs.dataset_split_note(data_dir)}), "
           f"{n} comments each, G of {study.ega_dir}")
 
-    def score(per_frame):
-        rel = metrics.relation([(r["scene"], cs) for r, cs in zip(frames, per_frame)], lex)
-        return {"relation": rel["relation"], "naming": rel["naming"], "right_share": rel["right_share"],
-                "wrong_share": rel["wrong_share"], "phrase_diversity": rel["phrase_diversity"],
-                "diversity": metrics.diversity(per_frame)}
-
-    rng = np.random.default_rng(seed)
-    humans = score([[r["comments"][i] for i in rng.permutation(len(r["comments"]))[:n]] for r in frames])
+    score = lambda per_frame: metrics.scene_report([r["scene"] for r in frames], per_frame, lex)
+    humans = score(metrics.sample_per_frame([r["comments"] for r in frames], n, np.random.default_rng(seed)))
     print("selection: humans: " + " ".join(f"{k} {v:.3f}" for k, v in humans.items()))
     rows = []
     for s in settings(study):
