@@ -186,8 +186,8 @@ def text_metrics(setup: EvalSetup, per_frame: list[list[str]]) -> dict:
         _with_interval(out, "naming", naming, counts, setup.draws)
         _with_interval(out, "right_share", [e["right"] for e in each], counts, setup.draws)
         _with_interval(out, "wrong_share", [e["mentioning"] - e["right"] for e in each], counts, setup.draws)
-        phr = [metrics.phrase_diversity_counts([cs], setup.lexicons) for cs in per_frame]
-        _with_interval(out, "phrase_diversity", [d for d, _ in phr], [u for _, u in phr], setup.draws)
+        _with_interval(out, "phrase_diversity", [e["phrase_distinct"] for e in each], [e["phrase_uses"] for e in each],
+                       setup.draws)
         out["_relation"] = rel
     return out
 

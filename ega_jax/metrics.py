@@ -31,8 +31,9 @@ def relation(generated: Sequence[tuple[str, Sequence[str]]], lexicons: Mapping[s
     Returns {"relation": right / naming (nan when nothing is named: n/a, not 0), "naming": naming / all
     comments, "right_share" and "wrong_share": right and wrong comments / all comments (they add up to
     naming), "phrase_diversity" (see phrase_diversity_counts), "chance" 1/K, the counts "right",
-    "mentioning" (naming), "total", and "confusion": {true: {named: count}}}. Relation alone can be
-    gamed (keep one naming comment per frame); naming and the right / wrong shares catch that.
+    "mentioning" (naming), "total", "phrase_distinct" and "phrase_uses" (phrase_diversity_counts), and
+    "confusion": {true: {named: count}}}. Relation alone can be gamed (keep one naming comment per
+    frame); naming and the right / wrong shares catch that.
     """
     right = mentioning = total = 0
     confusion: dict[str, dict[str, int]] = {}
@@ -53,7 +54,7 @@ def relation(generated: Sequence[tuple[str, Sequence[str]]], lexicons: Mapping[s
             "naming": mentioning / total if total else nan,
             "right_share": right / total if total else nan,
             "wrong_share": (mentioning - right) / total if total else nan,
-            "phrase_diversity": distinct / used if used else nan,
+            "phrase_diversity": distinct / used if used else nan, "phrase_distinct": distinct, "phrase_uses": used,
             "chance": 1.0 / len(lexicons), "right": right, "mentioning": mentioning, "total": total,
             "confusion": confusion}
 
