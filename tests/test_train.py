@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from conftest import REPO
+from data_parallel_check import RESUMED
 
 FOUR = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "PYTHONPATH": str(REPO)}
 
@@ -27,7 +28,7 @@ def test_sharded_run_matches_single_device(report, stage):
     got = report[stage]
     assert got["moved_from_init"] > 1e-2                       # it trained
     assert got["max_diff_split_vs_single"] < 1e-4               # same parameters, up to summation order
-    if stage in ("text_vae", "gan"):                          # data_parallel_check.RESUMED
+    if stage in RESUMED:
         assert got["max_diff_resumed_vs_split"] == 0.0          # interrupted + resumed = uninterrupted
     else:
         assert "max_diff_resumed_vs_split" not in got
