@@ -25,5 +25,8 @@ def get_config():
     config.simple_gan = simple_gan.get_config()
     # The harness: comments per test frame per model, seed, decoding for every model ("": each
     # model's own config.generate.strategy), BLEU references per frame (3 in the paper).
-    config.evaluate = ml_collections.ConfigDict(dict(num_per_frame=10, seed=0, strategy="", num_refs=3))
+    # after_training=False trains only: run one process per seed (--config.seeds="(k,)") into the same
+    # W, then `python -m ega_jax.evaluate --workdir=W` once all are done (docs/evaluation.md).
+    config.evaluate = ml_collections.ConfigDict(dict(num_per_frame=10, seed=0, strategy="", num_refs=3,
+                                                     after_training=True))
     return config

@@ -67,6 +67,7 @@ UPGRADES = (
     ("data", "dir", dict(danmaku_only="", window_seconds=10.0)),
     # Runs from before the split by video were built 80/20 by key frame.
     ("build", "videos", dict(split_by="keyframe", validation_fraction=0.0)),
+    ("evaluate", "num_refs", dict(after_training=True)),
 )
 
 

@@ -31,6 +31,10 @@ def run(config, workdir: str) -> int:
             runs.save_config(sub, sub_dir)
             (ega.run if name == "ega" else baselines.run)(sub, sub_dir)
     e = config.evaluate
+    if not e.after_training:
+        print(f"table1: trained seeds {seeds} in {time.time() - t0:.0f}s; evaluation left to "
+              f"`python -m ega_jax.evaluate --workdir={workdir}` (evaluate.after_training=False)")
+        return 0
     evaluate.evaluate(workdir, e.num_per_frame, e.seed, e.strategy, e.num_refs)
     print(f"table1: done in {time.time() - t0:.0f}s ({len(seeds)} training seeds)")
     return 0
