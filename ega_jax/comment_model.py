@@ -9,11 +9,13 @@ decode through ``ega_jax.decoding``'s one sampler and beam search (``decoder=`` 
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ega_jax import decoding
+from ega_jax import decoding, metrics
 from ega_jax.runs import ConfigError
 
 STRATEGIES = ("greedy", "sample", "topk", "beam")
@@ -89,3 +91,55 @@ class CommentModel:
 def per_frame(texts: list[str], n: int) -> list[list[str]]:
     """A flat list of n comments per frame -> one list per frame."""
     return [texts[i * n:(i + 1) * n] for i in range(len(texts) // n)]
+
+
+def select_comments(texts: list[str], scores: np.ndarray, n: int, overlap_penalty: float) -> list[int]:
+    """Which n of one frame's candidate comments to show: greedily the candidate with the best
+    standardised score (E-GA: its critic's; a baseline: its own likelihood) minus overlap_penalty x its largest n-gram overlap (metrics.overlap,
+    the similarity Diversity averages) with a comment already chosen (maximal marginal relevance,
+    Carbonell & Goldstein 1998). overlap_penalty 0: the n best critic scores. Returns indices into
+    texts, in the order chosen."""
+    s = (scores - scores.mean()) / (scores.std() + 1e-6)
+    grams = [metrics.ngrams(t) for t in texts]
+    nearest = np.zeros(len(texts))          # largest overlap with a chosen comment so far
+    chosen: list[int] = []
+    for _ in range(min(n, len(texts))):
+        value = s - overlap_penalty * nearest
+        value[chosen] = -np.inf
+        best = int(np.argmax(value))
+        chosen.append(best)
+        nearest = np.maximum(nearest, [metrics.overlap(grams[best], g) for g in grams])
+    return chosen
+
+
+@dataclasses.dataclass
+class LikelihoodSelected(CommentModel):
+    """A comment model given E-GA's selection budget: for n comments it draws n x candidates of its own
+    and keeps n of them by its own log P(comment | frame) (``select_comments``, the same overlap
+    penalty as E-GA's critic selection). The baselines' "best of k" rows in evaluate's controls; its
+    ranking scores are the base model's."""
+    base: CommentModel
+    candidates: int = 8
+    overlap_penalty: float = 0.0
+
+    def __post_init__(self):
+        self.name = f"{self.base.name}_selected"
+        self.vocab, self.max_len, self.image_size = self.base.vocab, self.base.max_len, self.base.image_size
+
+    def frame_features(self, images_uint8):
+        return self.base.frame_features(images_uint8)
+
+    def tokens(self, texts):
+        return self.base.tokens(texts)
+
+    def comments_for_features(self, feats, n: int, rng, **decode_kw):
+        g_rng, s_rng = jax.random.split(rng)
+        k = n * self.candidates
+        texts = self.base.comments_for_features(feats, k, g_rng, **decode_kw)
+        flat = [t for ts in texts for t in ts]
+        scores = self.log_prob_for_features(np.repeat(np.asarray(feats), k, axis=0), self.tokens(flat), s_rng)
+        scores = np.asarray(scores).reshape(len(texts), k)
+        return [[ts[i] for i in select_comments(ts, sc, n, self.overlap_penalty)] for ts, sc in zip(texts, scores)]
+
+    def log_prob_for_features(self, feats, tokens, rng):
+        return self.base.log_prob_for_features(feats, tokens, rng)

@@ -23,9 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ega_jax import losses, metrics, reports, runs
+from ega_jax import losses, reports, runs
 from ega_jax.runs import ConfigError
-from ega_jax.comment_model import CommentModel, decode_texts, mc_log_prob, per_frame
+from ega_jax.comment_model import CommentModel, decode_texts, mc_log_prob, per_frame, select_comments
 from ega_jax.models.wgan import Critic, Generator
 from ega_jax.train import GANState, Task, abstract_init, make_optimizer, restore_latest
 from ega_jax.vae import FrozenVAEs, load_frozen_vaes
@@ -274,25 +274,6 @@ def gan_task(config, frozen: FrozenVAEs, train_pairs: LatentPairs, eval_pairs: L
 
 # ---------------------------------------------------------------------------------------------
 # The E-GA comment model
-
-
-def select_comments(texts: list[str], scores: np.ndarray, n: int, overlap_penalty: float) -> list[int]:
-    """Which n of one frame's candidate comments to show: greedily the candidate with the best
-    standardised critic score minus overlap_penalty x its largest n-gram overlap (metrics.overlap,
-    the similarity Diversity averages) with a comment already chosen (maximal marginal relevance,
-    Carbonell & Goldstein 1998). overlap_penalty 0: the n best critic scores. Returns indices into
-    texts, in the order chosen."""
-    s = (scores - scores.mean()) / (scores.std() + 1e-6)
-    grams = [metrics.ngrams(t) for t in texts]
-    nearest = np.zeros(len(texts))          # largest overlap with a chosen comment so far
-    chosen: list[int] = []
-    for _ in range(min(n, len(texts))):
-        value = s - overlap_penalty * nearest
-        value[chosen] = -np.inf
-        best = int(np.argmax(value))
-        chosen.append(best)
-        nearest = np.maximum(nearest, [metrics.overlap(grams[best], g) for g in grams])
-    return chosen
 
 
 @dataclasses.dataclass

@@ -25,7 +25,9 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import os
+import pickle
 import re
 import shutil
 import time
@@ -37,13 +39,16 @@ import numpy as np
 from absl import app, flags
 
 from ega_jax import metrics, reports, runs, zoo
+from ega_jax.comment_model import LikelihoodSelected
 from ega_jax.data import records, world_recipes
 
 COLUMNS = ("human_recall", "bleu4", "fluency", "diversity", "R@1", "R@5", "R@10", "MR", "MRR", "relation",
            "naming", "right_share", "wrong_share", "phrase_diversity", "novelty", "empty")
-# Rows every evaluation adds (--controls): what a model gets without the frame, and E-GA without its
-# critic's selection (the paper's generation), so that the budgets compare.
-CONTROLS = {"ega_one_draw": "E-GA, one draw per comment", "ngram_lm": "Char n-gram LM (frame-blind)"}
+# Rows every evaluation adds (--controls): what a model gets without the frame, E-GA without its critic's
+# selection (the paper's generation) and each baseline with E-GA's selection budget, picking by its own
+# likelihood, so that every model shows with and without the extra draws.
+CONTROLS = {"ega_one_draw": "E-GA, one draw per comment", "ngram_lm": "Char n-gram LM (frame-blind)",
+            **{f"{n}_selected": f"{zoo.DISPLAY[n]}, selected by its likelihood" for n in zoo.BASELINES}}
 DISPLAY = {**zoo.DISPLAY, **CONTROLS}
 # Which way a paired difference is "better"; the rest (fluency: a copy scores 1; naming: closest to the
 # humans'; novelty) have no better direction.
@@ -51,6 +56,8 @@ HIGHER_IS_BETTER = {"human_recall", "bleu4", "diversity", "R@1", "R@5", "R@10", 
                     "phrase_diversity"}
 LOWER_IS_BETTER = {"MR", "wrong_share", "empty"}
 BOOTSTRAP = 1000            # resamples of the test frames behind every interval
+SELECT_SAMPLES = 8          # draws behind a baseline's likelihood when it selects its comments (ranking: its own)
+ROWS = "rows.pkl"           # an evaluation's rows with their per-frame counts (evaluate_seeds reads them back)
 
 
 def discover(workdir: str) -> list[tuple[str, str]]:
@@ -207,36 +214,51 @@ def ranking(setup: EvalSetup, scores) -> dict:
     return out
 
 
-def score_loaded(setup: EvalSetup, name: str, model, g, path: str = "", strategy: str = "", log=print):
-    """The row of a loaded comment model (g: its generate settings) and its comments per test frame."""
+def score_loaded(setup: EvalSetup, name: str, model, g, path: str = "", strategy: str = "", log=print,
+                 rank: bool = True):
+    """The row of a loaded comment model (g: its generate settings) and its comments per test frame.
+    rank=False: no ranking columns (a row that generates differently from a model already ranked, with
+    the same scorer, would repeat its ranking)."""
     t0 = time.time()
     strat = strategy or g.strategy
     per_frame = model.comments(setup.images, setup.num_per_frame, jax.random.PRNGKey(setup.seed), strategy=strat,
                                temperature=g.temperature, top_k=g.top_k, beam_size=g.beam_size)
     row = {"model": name, "workdir": path, "strategy": strat, **text_metrics(setup, per_frame)}
-    scores = model.log_prob(setup.cand_images, setup.cand_texts, jax.random.PRNGKey(setup.seed + 1))
-    ranked = ranking(setup, scores)
-    row["_frames"].update(ranked.pop("_frames"))
-    row.update(ranked)
+    if rank:
+        scores = model.log_prob(setup.cand_images, setup.cand_texts, jax.random.PRNGKey(setup.seed + 1))
+        ranked = ranking(setup, scores)
+        row["_frames"].update(ranked.pop("_frames"))
+        row.update(ranked)
     log(f"  {DISPLAY.get(name, name)} ({path or 'control'}, {strat}): " + " ".join(
         f"{c} {reports.fmt(row.get(c))}" for c in COLUMNS if c in row) + f"  [{time.time() - t0:.0f}s]")
     return row, per_frame
 
 
 def control_rows(setup: EvalSetup, loaded: dict, strategy: str = "", log=print):
-    """The control rows: E-GA with one noise draw per comment (when it selects among more), and the
-    frame-blind character n-gram LM (Kneser-Ney; fitted on the train comments, its order chosen on the
-    validation comments; it samples its comments and ranks by its likelihood). loaded: {name: (model,
-    config, workdir)} of the models evaluated. (rows, comments)."""
+    """The control rows: when E-GA selects among more draws, E-GA with one noise draw per comment and
+    each baseline given the same budget (n x candidates draws, n kept by its own likelihood with E-GA's
+    overlap penalty: comment_model.LikelihoodSelected); and the frame-blind character n-gram LM
+    (Kneser-Ney; fitted on the train comments, its order chosen on the validation comments; it samples
+    its comments and ranks by its likelihood). loaded: {name: (model, config, workdir)} of the models
+    evaluated. (rows, comments)."""
     rows, generated = [], {}
     max_len = next(iter(loaded.values()))[0].max_len    # the comment length the models decode to
-    if "ega" in loaded:
+    if "ega" in loaded and loaded["ega"][0].candidates > 1:
         model, cfg, ega_path = loaded["ega"]
-        if model.candidates > 1:
-            one = dataclasses.replace(model, candidates=1, overlap_penalty=0.0)
-            rows_gen = score_loaded(setup, "ega_one_draw", one, cfg.generate, ega_path, strategy, log)
-            rows.append(rows_gen[0])
-            generated["ega_one_draw"] = rows_gen[1]
+        variants = [("ega_one_draw", dataclasses.replace(model, candidates=1, overlap_penalty=0.0), cfg, ega_path)]
+        for n in zoo.BASELINES:
+            if n in loaded:
+                base = loaded[n][0]
+                if hasattr(base, "score_samples"):       # a Monte Carlo likelihood: fewer draws to pick by
+                    base = dataclasses.replace(base, score_samples=min(base.score_samples, SELECT_SAMPLES))
+                variants.append((f"{n}_selected", LikelihoodSelected(base, model.candidates, model.overlap_penalty),
+                                 loaded[n][1], loaded[n][2]))
+        for name, m, c, path in variants:
+            # Same scorer as the model's own row: its ranking is that row's.
+            row, generated[name] = score_loaded(setup, name, m, c.generate, path, strategy, log, rank=False)
+            if name != "ega_one_draw":
+                row["strategy"] += f", {model.candidates} draws per comment"
+            rows.append(row)
     from ega_jax import ngram      # here: evaluate's own import list stays what every model needs
     from ega_jax.data.vocab import load_vocab
     valid = records.read_split(setup.data_dir, records.eval_split(setup.data_dir, log))
@@ -286,7 +308,9 @@ def write_reports(setup: EvalSetup, rows: list[dict], generated: dict, out_dir: 
                f"{len(setup.cands[0]['candidates']) if setup.cands else 0} candidates per frame "
                f"in LiveBot's recipe (≤5 ground truth; negatives: 20 popular, 20 most similar to the frame's "
                f"context, i.e. ≤5 comments of the adjacent seconds of its video, then random; none a "
-               f"near-duplicate of a ground truth), one rank per frame (its best ground truth)"
+               f"near-duplicate of a ground truth), one rank per frame (its best ground truth); a row that only "
+               f"selects differently from a model's draws (one draw, selected by its likelihood) has that model's "
+               f"ranking (the same scorer) and shows none"
                + (f"; relation: share of the scene-naming comments whose only named scene is the true one "
                   f"(chance {1 / len(lex):.3f}; – when nothing is named), naming: share of all comments that name a "
                   f"scene, right_share / wrong_share: comments naming only the true scene / any other, over all "
@@ -403,17 +427,53 @@ def _pool_seeds(per_seed, draws, seed, reference):
     return pooled, flat, paired
 
 
+def fingerprint(found: list[tuple[str, str]], settings: dict) -> dict:
+    """What an evaluation's rows depend on: its settings, the metric code, and every model's config and
+    checkpoint files (path, size, mtime)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    code = hashlib.sha256(b"".join(open(os.path.join(here, f), "rb").read()
+                                   for f in ("evaluate.py", "metrics.py", "comment_model.py", "ngram.py"))).hexdigest()
+    models = []
+    for name, path in found:
+        files = []
+        for root, _, names in os.walk(path):
+            rel = os.path.relpath(root, path)
+            if rel == "." or "checkpoints" in rel.split(os.sep):
+                files += [(os.path.join(rel, f), os.stat(os.path.join(root, f)).st_size,
+                           int(os.stat(os.path.join(root, f)).st_mtime)) for f in sorted(names)
+                          if rel != "." or f == runs.CONFIG]
+        models.append((name, os.path.abspath(path), sorted(files)))
+    return {**settings, "code": code, "models": models}
+
+
+def _cached_rows(path: str, out: str, key: dict):
+    """A seed's rows as its last evaluation saved them (ROWS), if it ran with the same fingerprint."""
+    cache = os.path.join(path, out, ROWS)
+    if not os.path.exists(cache):
+        return None
+    with open(cache, "rb") as f:
+        saved = pickle.load(f)
+    return saved["rows"] if saved["fingerprint"] == key else None
+
+
 def evaluate_seeds(workdir: str, found_seeds: list[tuple[int, str]], num_per_frame: int, seed: int, strategy: str,
                    num_refs: int, cases: int, out: str, controls: bool, log=print) -> list[dict]:
     """configs/table1.py with several training seeds: each W/seed<k> evaluated as usual (its own
     W/seed<k>/evaluation/), then pooled into W/evaluation/ (pool_seeds): table1.md / .csv (the mean
     over seeds, intervals over frames and seeds), table1_seeds.csv (every seed's values) and paired.md /
-    .csv; the first seed's samples.jsonl and frames are copied there for the labelling app."""
-    per_seed, frames = {}, None
+    .csv; the first seed's samples.jsonl and frames are copied there for the labelling app. A seed
+    already evaluated with the same settings and checkpoints (its W/seed<k>/evaluation/rows.pkl) is read
+    back, so seeds can be evaluated in parallel processes (evaluate --workdir=W/seed<k>) and pooled after."""
+    per_seed = {}
+    settings = dict(num_per_frame=num_per_frame, seed=seed, strategy=strategy, num_refs=num_refs, controls=controls)
     for s, path in found_seeds:
         log(f"=== training seed {s}: {path}")
+        per_seed[s] = _cached_rows(path, out, fingerprint(discover(path), settings))
+        if per_seed[s] is not None:
+            log(f"  read back {os.path.join(path, out, ROWS)}: evaluated with the same settings and checkpoints")
+            continue
         per_seed[s] = evaluate(path, num_per_frame, seed, strategy, num_refs, cases, out, controls, log)
-        frames = len(next(iter(per_seed[s][0]["_frames"].values()))[0])
+    frames = len(next(iter(per_seed[found_seeds[0][0]][0]["_frames"].values()))[0])
     draws = metrics.bootstrap_resamples(frames, BOOTSTRAP, seed)
     pooled, flat, paired = pool_seeds(per_seed, draws, seed)
     add_human_recall(workdir, pooled)
@@ -471,6 +531,9 @@ def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str
     if jax.process_index() > 0:          # a multi-host job: process 0 writes the reports
         return rows
     md = write_reports(setup, rows, generated, out_dir, cases)
+    settings = dict(num_per_frame=num_per_frame, seed=seed, strategy=strategy, num_refs=num_refs, controls=controls)
+    with open(os.path.join(out_dir, ROWS), "wb") as f:        # what pooling over seeds reads back
+        pickle.dump({"fingerprint": fingerprint(found, settings), "rows": rows}, f)
     log("\n".join(md[2:-2]))
     paired = paired_differences(setup, rows)
     if paired:

@@ -3,6 +3,7 @@
 import csv
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -189,14 +190,19 @@ def test_table1_trains_every_model_and_writes_the_table(table1):
     assert json.loads((s0 / "cvae" / "config.json").read_text())["stage1"]["image_vae_dir"] == str(s0 / "ega" / "image_vae")
     assert not (s0 / "cvae" / "image_vae").exists()
     rows = _read_csv(s0 / "evaluation" / "table1.csv")
-    # The models, then the controls (E-GA without its critic's selection, the frame-blind LM), then humans.
-    assert [x["model"] for x in rows] == ["encdec", "cvae", "simple_gan", "ega", "ega_one_draw", "ngram_lm", "human"]
+    # The models, then the controls (E-GA without its critic's selection, each baseline with E-GA's budget
+    # selected by its own likelihood, the frame-blind LM), then humans.
+    selected = ["encdec_selected", "cvae_selected", "simple_gan_selected"]
+    assert [x["model"] for x in rows] == ["encdec", "cvae", "simple_gan", "ega", "ega_one_draw", *selected,
+                                          "ngram_lm", "human"]
     for x in rows:
         for col in ("bleu4", "fluency", "diversity", "naming", "right_share", "wrong_share"):
             assert 0.0 <= float(x[col]) <= 1.0
         assert x["relation"] == "nan" or 0.0 <= float(x["relation"]) <= 1.0      # n/a when nothing is named
         assert float(x["right_share"]) + float(x["wrong_share"]) == pytest.approx(float(x["naming"]))
-    for x in rows[:6]:
+    ranked = [x for x in rows if x["model"] not in ["ega_one_draw", *selected, "human"]]
+    assert len(ranked) == 5 and all(x["MR"] == "" for x in rows if x not in ranked)    # a variant ranks as its model
+    for x in ranked:
         assert 1.0 <= float(x["MR"]) <= 100 and 0 < float(x["MRR"]) <= 1
         assert float(x["R@1"]) <= float(x["R@5"]) <= float(x["R@10"])
         # Every figure comes with its bootstrap interval over the test frames.
@@ -223,7 +229,7 @@ def test_table1_trains_every_model_and_writes_the_table(table1):
     # E-GA minus every other row, every metric, paired over the same resampled frames, pooled over seeds
     # and per seed.
     paired = _read_csv(w / "evaluation" / "paired.csv")
-    assert {p["model"] for p in paired} == {"encdec", "cvae", "simple_gan", "ega_one_draw", "ngram_lm", "human"}
+    assert {p["model"] for p in paired} == {"encdec", "cvae", "simple_gan", "ega_one_draw", *selected, "ngram_lm", "human"}
     assert {p["metric"] for p in paired if p["model"] == "ngram_lm"} >= {"bleu4", "MRR", "naming", "diversity"}
     for p in paired:
         d, lo, hi = float(p["difference"]), float(p["lo"]), float(p["hi"])
@@ -238,10 +244,35 @@ def test_table1_trains_every_model_and_writes_the_table(table1):
     assert im.width > 600 and im.height > 300
     samples = [json.loads(l) for l in (w / "evaluation" / "samples.jsonl").read_text(encoding="utf-8").splitlines()]
     n_test = tiny["summary"]["keyframes"]["test"]
-    for m in ("ega", "encdec", "cvae", "simple_gan", "ega_one_draw", "ngram_lm"):
+    for m in ("ega", "encdec", "cvae", "simple_gan", "ega_one_draw", "ngram_lm", *selected):
         assert sum(s["model"] == m for s in samples) == 3 * n_test
     assert all((w / "evaluation" / s["image"]).exists() for s in samples)       # the labelling app's input
     assert "confusion.md" in {p.name for p in (s0 / "evaluation").iterdir()}
+
+
+def test_pooling_reads_back_a_seed_evaluated_with_the_same_settings_and_checkpoints(table1):
+    """Seeds evaluated before (in parallel processes, or by the table1 run) are read back, not redone,
+    and pool to the same table; other settings or a changed checkpoint miss the saved rows."""
+    from ega_jax import evaluate
+    w, r, _ = table1
+    assert r.returncode == 0, r.stderr[-3000:]
+    before = (w / "evaluation" / "table1.csv").read_text()
+    lines = []
+    evaluate.evaluate(str(w), num_per_frame=3, log=lines.append)
+    assert any(line.startswith("  read back ") for line in lines) and not any("n-gram LM:" in l for l in lines)
+    assert (w / "evaluation" / "table1.csv").read_text() == before
+    s0 = str(w / "seed0")
+    settings = dict(num_per_frame=3, seed=0, strategy="", num_refs=3, controls=True)
+    found = evaluate.discover(s0)
+    assert evaluate._cached_rows(s0, "evaluation", evaluate.fingerprint(found, settings)) is not None
+    assert evaluate._cached_rows(s0, "evaluation", evaluate.fingerprint(found, {**settings, "seed": 1})) is None
+    ckpt = next(p for p in (w / "seed0" / "cvae" / "checkpoints").rglob("*") if p.is_file())   # one rewritten
+    times = (ckpt.stat().st_atime, ckpt.stat().st_mtime)
+    os.utime(ckpt, (times[0], times[1] + 5))
+    try:
+        assert evaluate._cached_rows(s0, "evaluation", evaluate.fingerprint(found, settings)) is None
+    finally:
+        os.utime(ckpt, times)
 
 
 def test_pooling_over_seeds_holds_a_claim_only_when_every_seed_does():
@@ -279,15 +310,18 @@ def test_evaluate_cli_is_deterministic_and_baselines_generate_like_ega(table1, t
     w, r, tiny = table1
     assert r.returncode == 0, r.stderr[-3000:]
     w = w / "seed0"              # one seed's models (the pooled table is checked above)
-    # One model's workdir evaluates alone, and the CLI gives the same table twice.
-    tables = []
-    for _ in range(2):
-        one = subprocess.run([sys.executable, "-m", "ega_jax.evaluate", f"--workdir={w / 'cvae'}",
-                              "--num_per_frame=2"], capture_output=True, text=True, cwd=REPO, timeout=600)
-        assert one.returncode == 0, one.stderr[-3000:]
-        tables.append((w / "cvae" / "evaluation" / "table1.csv").read_text())
-    assert tables[0] == tables[1]
-    assert [x["model"] for x in _read_csv(w / "cvae" / "evaluation" / "table1.csv")] == ["cvae", "ngram_lm", "human"]
+    # One model's workdir evaluates alone through the CLI, and its rows are the ones the table1 run gave
+    # that model and the n-gram control (another process, other models beside it: the same seed, frames,
+    # references and candidates give the same numbers).
+    one = subprocess.run([sys.executable, "-m", "ega_jax.evaluate", f"--workdir={w / 'cvae'}", "--num_per_frame=3"],
+                         capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert one.returncode == 0, one.stderr[-3000:]
+    alone = _read_csv(w / "cvae" / "evaluation" / "table1.csv")
+    assert [x["model"] for x in alone] == ["cvae", "ngram_lm", "human"]
+    beside = {x["model"]: x for x in _read_csv(w / "evaluation" / "table1.csv")}
+    for x in alone:
+        assert {k: v for k, v in x.items() if k != "workdir"} == \
+            {k: v for k, v in beside[x["model"]].items() if k in x and k != "workdir"}, x["model"]
     # The generate CLI takes a baseline's workdir like E-GA's.
     from PIL import Image
     frame = next((tiny["built"]).parent.glob("raw/videos/*"))

@@ -177,22 +177,6 @@ def test_train_step_clips_or_penalises_and_learns(penalty):
         assert biggest > 0.01          # no clipping with the penalty
 
 
-def test_critic_selection_takes_the_best_scores_then_trades_them_for_new_ngrams():
-    texts = ["海边好美", "海边好美啊", "下雪了", "哈哈哈", "海边好美呀"]
-    scores = np.asarray([5.0, 4.9, 1.0, 0.0, 4.8])
-    # No penalty: the n best critic scores, best first.
-    assert ega.select_comments(texts, scores, 3, 0.0) == [0, 1, 4]
-    # With a penalty the near-copies of the first pick give way to new n-grams. Standardised, the
-    # scores are (0.86, 0.81, -0.99, -1.45, 0.77); 1 and 4 overlap 0 by 0.83: 0.81 - 3 x 0.83 < -0.99.
-    chosen = ega.select_comments(texts, scores, 3, 3.0)
-    assert chosen[0] == 0 and set(chosen[1:]) == {2, 3}
-    # The penalty is the overlap Diversity averages, so the picked set is at least as diverse.
-    assert metrics.diversity_of([texts[i] for i in chosen]) > metrics.diversity_of([texts[i] for i in [0, 1, 4]])
-    assert sorted(ega.select_comments(texts, scores, 9, 1.0)) == [0, 1, 2, 3, 4]    # fewer candidates than n
-    # Scores are standardised per frame: scaling them does not change the choice.
-    assert ega.select_comments(texts, 100 * scores, 3, 3.0) == chosen
-
-
 def test_critic_selection_settings_are_checked():
     from configs import gan_paper
     generate = lambda **kw: ml_collections.ConfigDict({**gan_paper.get_config().generate.to_dict(), **kw})
