@@ -570,6 +570,7 @@ if __name__ == "__main__":
     flags.DEFINE_integer("num_refs", 3, "Human references per frame for BLEU-4 (3 in the paper).")
     flags.DEFINE_string("out", "evaluation", "Output subdirectory of the workdir.")
     flags.DEFINE_bool("controls", True, "Add the control rows: E-GA with one noise draw per comment (no critic "
-                      "selection) and the frame-blind character n-gram LM; with E-GA's paired differences.")
+                      "selection), each baseline with E-GA's selection budget (picking by its own likelihood) "
+                      "and the frame-blind character n-gram LM; with E-GA's paired differences.")
     flags.mark_flags_as_required(["workdir"])
     app.run(main)
