@@ -97,6 +97,21 @@ def vae_iw_nll(model: TextVAE, params, tokens: np.ndarray, k: int, seed: int = 0
     return np.concatenate(out) if out else np.zeros((0,))
 
 
+def vae_elbo_terms(model: TextVAE, params, tokens: np.ndarray, seed: int = 0, rows: int = 256):
+    """Per comment (nats): -log p(x | z) at one z ~ q(z | x), and KL(q(z | x) || N(0, I)) in closed form.
+    Their sum is the negative ELBO, which the importance-weighted bound tightens; the split says whether
+    the bound is high because the decoder is weak or because the posteriors sit far from the prior."""
+    rec, kl = [], []
+    key = jax.random.PRNGKey(seed)
+    for i in range(0, len(tokens), rows):
+        t = jnp.asarray(tokens[i:i + rows])
+        mu, logvar = model.apply({"params": params}, t, method=TextVAE.encode)
+        z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(jax.random.fold_in(key, i), mu.shape)
+        rec.append(-mc_log_prob(params, np.asarray(z)[:, None], np.asarray(t)))
+        kl.append(np.asarray(0.5 * jnp.sum(mu ** 2 + jnp.exp(logvar) - logvar - 1.0, axis=-1)))
+    return (np.concatenate(rec), np.concatenate(kl)) if rec else (np.zeros((0,)), np.zeros((0,)))
+
+
 # ---- the GRU language model ----
 
 def gru_lm(config, vocab_size: int) -> ConditionalDecoder:
@@ -243,6 +258,7 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
     t0 = time.time()
     vae = float(np.sum(vae_iw_nll(model, params, tokens, k, seed=config.seed))) / n_tokens
     log(f"VAE bound: {time.time() - t0:.0f} s for {len(scored)} comments x {k} draws")
+    rec, kl = (float(np.sum(v)) / n_tokens for v in vae_elbo_terms(model, params, tokens, seed=config.seed))
     ngram_nll = ngram.nll(tokens)[0] / n_tokens
     gru_nll = float(np.sum(gru_lm_nll(gru, tokens))) / n_tokens
     train_set, ngrams = set(train_comments), metrics.train_ngrams(train_comments)
@@ -256,7 +272,7 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
     s, h = sample_scores(samples, train_set, ngrams), sample_scores(humans, train_set, ngrams)
     g = sample_scores(greedy, train_set, ngrams)
     return {"source": source, "workdir": workdir, "comments": len(scored), "tokens": n_tokens, "k": k,
-            "vae_nll_per_char": vae, "ngram_nll_per_char": ngram_nll, "gru_lm_nll_per_char": gru_nll,
+            "vae_nll_per_char": vae, "vae_rec_per_char": rec, "vae_kl_per_char": kl, "ngram_nll_per_char": ngram_nll, "gru_lm_nll_per_char": gru_nll,
             "ngram_order": info_ngram["order"], "ngram": info_ngram, "gru_lm": info_gru,
             "samples": num_samples, **s, **{f"human_{key}": v for key, v in h.items()},
             **{f"greedy_{key}": v for key, v in g.items()}, "first_greedy_samples": greedy[:20],
@@ -269,6 +285,8 @@ def table(r: dict) -> str:
     return "\n".join([
         f"{r['comments']} comments of {r['source']} ({r['tokens']} tokens: characters and <eos>), NLL per token:",
         f"  sentence VAE, importance-weighted bound (k = {r['k']}, prior N(0, I))  {f(r['vae_nll_per_char'])}",
+        f"    its ELBO: reconstruction (one z ~ q) {f(r['vae_rec_per_char'])} + KL(q || N(0, I)) "
+        f"{f(r['vae_kl_per_char'])} = {f(r['vae_rec_per_char'] + r['vae_kl_per_char'])}",
         f"  character {r['ngram_order']}-gram LM, interpolated Kneser-Ney                {f(r['ngram_nll_per_char'])}",
         f"  GRU LM of the decoder's size (step {r['gru_lm']['step']} of {r['gru_lm']['steps']})"
         f"{' ' * 14}{f(r['gru_lm_nll_per_char'])}",

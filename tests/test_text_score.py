@@ -56,6 +56,19 @@ def test_scores_and_their_relations(trained):
     one = text_score.vae_iw_nll(model, params, tokens, 1).mean()
     many = text_score.vae_iw_nll(model, params, tokens, 64).mean()
     assert many <= one + 1e-4
+    # The ELBO's two terms: KL in closed form agrees with its Monte Carlo estimate, and their sum bounds
+    # the NLL less tightly than the importance-weighted bound.
+    rec, kl = text_score.vae_elbo_terms(model, params, tokens)
+    assert (kl >= 0).all() and np.isfinite(rec).all()
+    import jax
+    import jax.numpy as jnp
+    from ega_jax.models.text_vae import TextVAE
+    mu, logvar = model.apply({"params": params}, jnp.asarray(tokens[:10]), method=TextVAE.encode)
+    eps = jax.random.normal(jax.random.PRNGKey(3), (4000,) + mu.shape)
+    z = mu + jnp.exp(0.5 * logvar) * eps
+    mc = jnp.mean(jnp.sum(-0.5 * eps ** 2 - 0.5 * logvar + 0.5 * z ** 2, -1), 0)   # E_q[log q - log p]
+    np.testing.assert_allclose(np.asarray(mc), kl[:10], rtol=0.05, atol=0.05)
+    assert r["vae_kl_per_char"] >= 0 and r["vae_nll_per_char"] <= r["vae_rec_per_char"] + r["vae_kl_per_char"] + 0.05
     # The language models were kept in W/text_score: loaded (not trained again), they give the scores above.
     assert len(comments) <= 150                          # so every test comment was scored, in order
     every = text_score.encode(vocab, comments, config.input.max_len)
