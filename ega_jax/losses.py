@@ -14,6 +14,11 @@ def gaussian_kl(mu, logvar):
     return jnp.sum(mu ** 2 + jnp.exp(logvar) - logvar - 1.0, axis=-1)
 
 
+def textbook_kl(mu, logvar):
+    """KL(N(mu, sigma^2) || N(0, I)) per row: half of gaussian_kl (Eq. 2 as printed)."""
+    return 0.5 * gaussian_kl(mu, logvar)
+
+
 def relaxed_kl(mu, logvar, mu0: float):
     """Eq. 3: the mu-term becomes max(mu^2 - mu0^2, 0), so |mu| <= mu0 costs nothing.
 

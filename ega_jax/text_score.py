@@ -44,7 +44,7 @@ from ega_jax import decoding, metrics, reports, runs, vae
 from ega_jax.comment_model import mc_log_prob
 from ega_jax.data import danmaku, records
 from ega_jax.data.vocab import PAD
-from ega_jax.losses import sequence_nll
+from ega_jax.losses import sequence_nll, textbook_kl
 from ega_jax.models.baselines import ConditionalDecoder
 from ega_jax.models.text_vae import TextVAE, lengths_of
 from ega_jax.ngram import choose_order
@@ -82,15 +82,20 @@ def load_text_vae(workdir: str):
     return vae.load_text_vae(workdir)
 
 
-def vae_iw_nll(model: TextVAE, params, tokens: np.ndarray, k: int, seed: int = 0, rows: int = 256) -> np.ndarray:
-    """-log (1/k) sum_i p(x | z_i) N(z_i; 0, I) / q(z_i | x), z_i ~ q(z | x), per comment (nats)."""
-    out = []
+def _posterior_draws(model: TextVAE, params, tokens: np.ndarray, k: int, seed: int, rows: int):
+    """Per chunk of rows: (tokens, mu, logvar, eps, z) with k draws z = mu + sigma eps of q(z | x)."""
     key = jax.random.PRNGKey(seed)
     for i in range(0, len(tokens), rows):
         t = jnp.asarray(tokens[i:i + rows])
         mu, logvar = model.apply({"params": params}, t, method=TextVAE.encode)
         eps = jax.random.normal(jax.random.fold_in(key, i), (t.shape[0], k, mu.shape[-1]))
-        z = mu[:, None] + jnp.exp(0.5 * logvar)[:, None] * eps
+        yield t, mu, logvar, eps, mu[:, None] + jnp.exp(0.5 * logvar)[:, None] * eps
+
+
+def vae_iw_nll(model: TextVAE, params, tokens: np.ndarray, k: int, seed: int = 0, rows: int = 256) -> np.ndarray:
+    """-log (1/k) sum_i p(x | z_i) N(z_i; 0, I) / q(z_i | x), z_i ~ q(z | x), per comment (nats)."""
+    out = []
+    for t, _, logvar, eps, z in _posterior_draws(model, params, tokens, k, seed, rows):
         log_q = -0.5 * jnp.sum(eps ** 2 + logvar[:, None] + math.log(2 * math.pi), axis=-1)
         log_p = -0.5 * jnp.sum(z ** 2 + math.log(2 * math.pi), axis=-1)
         out.append(-mc_log_prob(params, np.asarray(z), np.asarray(t), log_weights=np.asarray(log_p - log_q)))
@@ -101,15 +106,11 @@ def vae_elbo_terms(model: TextVAE, params, tokens: np.ndarray, seed: int = 0, ro
     """Per comment (nats): -log p(x | z) at one z ~ q(z | x), and KL(q(z | x) || N(0, I)) in closed form.
     Their sum is the negative ELBO, which the importance-weighted bound tightens; the split says whether
     the bound is high because the decoder is weak or because the posteriors sit far from the prior."""
-    rec, kl = [], []
-    key = jax.random.PRNGKey(seed)
-    for i in range(0, len(tokens), rows):
-        t = jnp.asarray(tokens[i:i + rows])
-        mu, logvar = model.apply({"params": params}, t, method=TextVAE.encode)
-        z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(jax.random.fold_in(key, i), mu.shape)
-        rec.append(-mc_log_prob(params, np.asarray(z)[:, None], np.asarray(t)))
-        kl.append(np.asarray(0.5 * jnp.sum(mu ** 2 + jnp.exp(logvar) - logvar - 1.0, axis=-1)))
-    return (np.concatenate(rec), np.concatenate(kl)) if rec else (np.zeros((0,)), np.zeros((0,)))
+    rec, kl = [np.zeros((0,))], [np.zeros((0,))]
+    for t, mu, logvar, _, z in _posterior_draws(model, params, tokens, 1, seed, rows):
+        rec.append(-mc_log_prob(params, np.asarray(z), np.asarray(t)))
+        kl.append(np.asarray(textbook_kl(mu, logvar)))
+    return np.concatenate(rec), np.concatenate(kl)
 
 
 # ---- the GRU language model ----
@@ -272,7 +273,8 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
     s, h = sample_scores(samples, train_set, ngrams), sample_scores(humans, train_set, ngrams)
     g = sample_scores(greedy, train_set, ngrams)
     return {"source": source, "workdir": workdir, "comments": len(scored), "tokens": n_tokens, "k": k,
-            "vae_nll_per_char": vae, "vae_rec_per_char": rec, "vae_kl_per_char": kl, "ngram_nll_per_char": ngram_nll, "gru_lm_nll_per_char": gru_nll,
+            "vae_nll_per_char": vae, "vae_rec_per_char": rec, "vae_kl_per_char": kl,
+            "ngram_nll_per_char": ngram_nll, "gru_lm_nll_per_char": gru_nll,
             "ngram_order": info_ngram["order"], "ngram": info_ngram, "gru_lm": info_gru,
             "samples": num_samples, **s, **{f"human_{key}": v for key, v in h.items()},
             **{f"greedy_{key}": v for key, v in g.items()}, "first_greedy_samples": greedy[:20],

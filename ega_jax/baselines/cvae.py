@@ -35,11 +35,6 @@ def init_cvae_state(model, tx, rng, cond_dim: int, max_len: int) -> TrainState:
     return TrainState.create(apply_fn=model.apply, params=v["params"], tx=tx)
 
 
-def textbook_kl(mu, logvar):
-    """KL(N(mu, sigma^2) || N(0, I)); losses.gaussian_kl is Eq. 2 as printed, twice this."""
-    return 0.5 * losses.gaussian_kl(mu, logvar)
-
-
 def cvae_train_step(state, batch, rng, *, kl):
     alpha = losses.kl_weight(state.step, kl.anneal, kl.anneal_start, kl.anneal_steps)
     tokens = batch["comment"]
@@ -47,7 +42,7 @@ def cvae_train_step(state, batch, rng, *, kl):
     def loss_fn(params):
         logits, mu, logvar = state.apply_fn({"params": params}, tokens, batch["y"], rng)
         rec = losses.sequence_nll(logits, tokens, token_mask(tokens))
-        kl_term = textbook_kl(mu, logvar)
+        kl_term = losses.textbook_kl(mu, logvar)
         return jnp.mean(rec) + alpha * jnp.mean(kl_term), (jnp.mean(rec), jnp.mean(kl_term))
 
     (loss, (rec, kl_term)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -60,7 +55,7 @@ def cvae_eval_step(state, batch, rng):
     tokens, m = batch["comment"], batch["mask"].astype(jnp.float32)
     logits, mu, logvar = state.apply_fn({"params": state.params}, tokens, batch["y"], rng)
     rec = losses.sequence_nll(logits, tokens, token_mask(tokens))
-    kl_term = textbook_kl(mu, logvar)
+    kl_term = losses.textbook_kl(mu, logvar)
     return {"nll": jnp.sum((rec + kl_term) * m), "kl": jnp.sum(kl_term * m),
             "chars": jnp.sum(token_mask(tokens) * m[:, None]), "count": jnp.sum(m)}
 
