@@ -29,7 +29,7 @@ def get_config():
         steps=3000,
         only="",
         # one_draw: the paper, every noise draw shown; critic_x8_*: the critic picks 10 of 80 draws,
-        # best score less 2 x the n-gram overlap with those already picked (ega.select_comments), judging
+        # best score less 2 x the n-gram overlap with those already picked (comment_model.select_comments), judging
         # G's latent or the decoded comment's mu_s (configs/gan.py: decoded).
         selections=dict(one_draw="generate.candidates=1; generate.overlap_penalty=0.0",
                         critic_x8_latent="generate.candidates=8; generate.overlap_penalty=2.0; generate.score='latent'",

@@ -95,10 +95,10 @@ def per_frame(texts: list[str], n: int) -> list[list[str]]:
 
 def select_comments(texts: list[str], scores: np.ndarray, n: int, overlap_penalty: float) -> list[int]:
     """Which n of one frame's candidate comments to show: greedily the candidate with the best
-    standardised score (E-GA: its critic's; a baseline: its own likelihood) minus overlap_penalty x its largest n-gram overlap (metrics.overlap,
-    the similarity Diversity averages) with a comment already chosen (maximal marginal relevance,
-    Carbonell & Goldstein 1998). overlap_penalty 0: the n best critic scores. Returns indices into
-    texts, in the order chosen."""
+    standardised score (E-GA: its critic's; a baseline: its own likelihood) minus overlap_penalty x its
+    largest n-gram overlap (metrics.overlap, the similarity Diversity averages) with a comment already
+    chosen (maximal marginal relevance, Carbonell & Goldstein 1998). overlap_penalty 0: the n best
+    scores. Returns indices into texts, in the order chosen."""
     s = (scores - scores.mean()) / (scores.std() + 1e-6)
     grams = [metrics.ngrams(t) for t in texts]
     nearest = np.zeros(len(texts))          # largest overlap with a chosen comment so far
@@ -110,6 +110,11 @@ def select_comments(texts: list[str], scores: np.ndarray, n: int, overlap_penalt
         chosen.append(best)
         nearest = np.maximum(nearest, [metrics.overlap(grams[best], g) for g in grams])
     return chosen
+
+
+def select_per_frame(texts: list[list[str]], scores, n: int, overlap_penalty: float) -> list[list[str]]:
+    """select_comments for every frame: (frames, k) candidates and scores -> n comments per frame."""
+    return [[ts[i] for i in select_comments(ts, sc, n, overlap_penalty)] for ts, sc in zip(texts, scores)]
 
 
 @dataclasses.dataclass
@@ -138,8 +143,7 @@ class LikelihoodSelected(CommentModel):
         texts = self.base.comments_for_features(feats, k, g_rng, **decode_kw)
         flat = [t for ts in texts for t in ts]
         scores = self.log_prob_for_features(np.repeat(np.asarray(feats), k, axis=0), self.tokens(flat), s_rng)
-        scores = np.asarray(scores).reshape(len(texts), k)
-        return [[ts[i] for i in select_comments(ts, sc, n, self.overlap_penalty)] for ts, sc in zip(texts, scores)]
+        return select_per_frame(texts, np.asarray(scores).reshape(len(texts), k), n, self.overlap_penalty)
 
     def log_prob_for_features(self, feats, tokens, rng):
         return self.base.log_prob_for_features(feats, tokens, rng)

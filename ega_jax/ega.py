@@ -25,7 +25,7 @@ import optax
 
 from ega_jax import losses, reports, runs
 from ega_jax.runs import ConfigError
-from ega_jax.comment_model import CommentModel, decode_texts, mc_log_prob, per_frame, select_comments
+from ega_jax.comment_model import CommentModel, decode_texts, mc_log_prob, per_frame, select_per_frame
 from ega_jax.models.wgan import Critic, Generator
 from ega_jax.train import GANState, Task, abstract_init, make_optimizer, restore_latest
 from ega_jax.vae import FrozenVAEs, load_frozen_vaes
@@ -336,7 +336,7 @@ class EGAModel(CommentModel):
             return texts
         judged = h_s if self.score == "latent" else jnp.asarray(self.frozen.encode_texts(flat))
         scores = self.critic_scores(frame_h_v, judged, k)
-        return [[ts[i] for i in select_comments(ts, sc, n, self.overlap_penalty)] for ts, sc in zip(texts, scores)]
+        return select_per_frame(texts, scores, n, self.overlap_penalty)
 
     def log_prob_for_features(self, frame_h_v, tokens, rng):
         k = self.score_samples

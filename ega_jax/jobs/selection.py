@@ -1,7 +1,7 @@
 """The `selection` stage (configs/selection.py): E-GA's generation settings on the validation frames.
 
 A trained G shows n comments per frame picked by its critic from n x candidates draws
-(ega.select_comments). How many draws, how much the overlap between picks is penalised, and whether
+(comment_model.select_comments). How many draws, how much the overlap between picks is penalised, and whether
 the critic judges G's latent or the decoded comment move relation, the share of comments that name a
 scene, and diversity. This job scores every setting of the grid on the VALIDATION key frames (whole
 videos never used for training, and never the test videos Table 1 reports), next to the humans'
