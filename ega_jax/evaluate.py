@@ -439,11 +439,17 @@ def fingerprint(found: list[tuple[str, str]], settings: dict) -> dict:
         for root, _, names in os.walk(path):
             rel = os.path.relpath(root, path)
             if rel == "." or "checkpoints" in rel.split(os.sep):
-                files += [(os.path.join(rel, f), os.stat(os.path.join(root, f)).st_size,
-                           int(os.stat(os.path.join(root, f)).st_mtime)) for f in sorted(names)
-                          if rel != "." or f == runs.CONFIG]
+                for f in sorted(names):
+                    if rel != "." or f == runs.CONFIG:
+                        st = os.stat(os.path.join(root, f))
+                        files.append((os.path.join(rel, f), st.st_size, int(st.st_mtime)))
         models.append((name, os.path.abspath(path), sorted(files)))
     return {**settings, "code": code, "models": models}
+
+
+def eval_settings(num_per_frame: int, seed: int, strategy: str, num_refs: int, controls: bool) -> dict:
+    """The settings an evaluation's rows depend on (part of its fingerprint)."""
+    return dict(num_per_frame=num_per_frame, seed=seed, strategy=strategy, num_refs=num_refs, controls=controls)
 
 
 def _cached_rows(path: str, out: str, key: dict):
@@ -465,7 +471,7 @@ def evaluate_seeds(workdir: str, found_seeds: list[tuple[int, str]], num_per_fra
     already evaluated with the same settings and checkpoints (its W/seed<k>/evaluation/rows.pkl) is read
     back, so seeds can be evaluated in parallel processes (evaluate --workdir=W/seed<k>) and pooled after."""
     per_seed = {}
-    settings = dict(num_per_frame=num_per_frame, seed=seed, strategy=strategy, num_refs=num_refs, controls=controls)
+    settings = eval_settings(num_per_frame, seed, strategy, num_refs, controls)
     for s, path in found_seeds:
         log(f"=== training seed {s}: {path}")
         per_seed[s] = _cached_rows(path, out, fingerprint(discover(path), settings))
@@ -531,9 +537,9 @@ def evaluate(workdir: str, num_per_frame: int = 10, seed: int = 0, strategy: str
     if jax.process_index() > 0:          # a multi-host job: process 0 writes the reports
         return rows
     md = write_reports(setup, rows, generated, out_dir, cases)
-    settings = dict(num_per_frame=num_per_frame, seed=seed, strategy=strategy, num_refs=num_refs, controls=controls)
+    key = fingerprint(found, eval_settings(num_per_frame, seed, strategy, num_refs, controls))
     with open(os.path.join(out_dir, ROWS), "wb") as f:        # what pooling over seeds reads back
-        pickle.dump({"fingerprint": fingerprint(found, settings), "rows": rows}, f)
+        pickle.dump({"fingerprint": key, "rows": rows}, f)
     log("\n".join(md[2:-2]))
     paired = paired_differences(setup, rows)
     if paired:

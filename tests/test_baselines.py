@@ -262,7 +262,7 @@ def test_pooling_reads_back_a_seed_evaluated_with_the_same_settings_and_checkpoi
     assert any(line.startswith("  read back ") for line in lines) and not any("n-gram LM:" in l for l in lines)
     assert (w / "evaluation" / "table1.csv").read_text() == before
     s0 = str(w / "seed0")
-    settings = dict(num_per_frame=3, seed=0, strategy="", num_refs=3, controls=True)
+    settings = evaluate.eval_settings(num_per_frame=3, seed=0, strategy="", num_refs=3, controls=True)
     found = evaluate.discover(s0)
     assert evaluate._cached_rows(s0, "evaluation", evaluate.fingerprint(found, settings)) is not None
     assert evaluate._cached_rows(s0, "evaluation", evaluate.fingerprint(found, {**settings, "seed": 1})) is None
