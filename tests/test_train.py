@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 from data_parallel_check import RESUMED
 
-FOUR = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4", "PYTHONPATH": str(REPO)}
+FOUR = {**os.environ, "XLA_FLAGS": os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=4", "PYTHONPATH": str(REPO)}
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +67,7 @@ def test_two_process_job_shares_one_checkpoint(tiny_world, tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=2", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "XLA_FLAGS": os.environ["XLA_FLAGS"] + " --xla_force_host_platform_device_count=2", "PYTHONPATH": str(REPO)}
     w = tmp_path / "w"
     procs = [subprocess.Popen([sys.executable, "-m", "ega_jax.main", *TINY_TEXT, f"--workdir={w}",
                                f"--config.data.dir={tiny_world['built']}", f"--coordinator_address=127.0.0.1:{port}",
