@@ -79,6 +79,11 @@ def kl_weight(step, kind: str, start: int, steps: int):
     raise ValueError(f"unknown KL annealing {kind!r}; use linear, sigmoid or constant")
 
 
+def kl_alpha(step, kl):
+    """The KL term's weight at this step for a config's `kl` section: kl.weight x kl_weight(...)."""
+    return kl.weight * kl_weight(step, kl.anneal, kl.anneal_start, kl.anneal_steps)
+
+
 def active_units(mu_sum, mu_sq_sum, count, threshold: float = 0.01):
     """Latent dimensions whose posterior mean varies over the data (Burda et al., 2016)."""
     mean = mu_sum / count

@@ -68,6 +68,7 @@ UPGRADES = (
     # Runs from before the split by video were built 80/20 by key frame.
     ("build", "videos", dict(split_by="keyframe", validation_fraction=0.0)),
     ("evaluate", "num_refs", dict(after_training=True)),
+    ("kl", "mu0", dict(weight=1.0)),
 )
 
 

@@ -70,7 +70,7 @@ def image_reconstruction(recon, x, reduction: str):
 
 
 def image_train_step(state: TrainState, batch, rng, *, kl, reconstruction: str = "sum"):
-    alpha = losses.kl_weight(state.step, kl.anneal, kl.anneal_start, kl.anneal_steps)
+    alpha = losses.kl_alpha(state.step, kl)
     x = batch["image"]
 
     def loss_fn(params):
@@ -144,7 +144,7 @@ def text_train_step(state: TrainState, batch, rng, *, kl, semantic_weight: float
     all. The batch is not cut; length_bucket then sizes the packed arrays instead, by the first
     multiple that holds the batch's mean length (a switch over the same widths). Same loss, float
     rounding aside."""
-    alpha = losses.kl_weight(state.step, kl.anneal, kl.anneal_start, kl.anneal_steps)
+    alpha = losses.kl_alpha(state.step, kl)
 
     def loss_and_grads(width):
         def loss_fn(params):

@@ -52,7 +52,7 @@ def stream(kind, seed):
 
 
 def tasks():
-    kl = ml_collections.ConfigDict(dict(mu0=2.0, anneal="linear", anneal_start=0, anneal_steps=4))
+    kl = ml_collections.ConfigDict(dict(mu0=2.0, weight=1.0, anneal="linear", anneal_start=0, anneal_steps=4))
     text = TextVAE(V, embed_dim=8, hidden=16, latent_dim=4)
     image = ImageVAE(features=(4, 8), latent_dim=4, image_size=16)
     paper = gan_paper.get_config()                    # the paper's sections, small

@@ -1,6 +1,7 @@
 import math
 
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -53,6 +54,8 @@ def test_kl_weight_schedules():
     sig = [float(losses.kl_weight(s, "sigmoid", 0, 100)) for s in range(0, 101, 10)]
     assert sig[0] == 0.0 and sig[-1] == 1.0 and sig[5] == pytest.approx(0.5) and np.all(np.diff(sig) > 0)
     assert float(losses.kl_weight(0, "constant", 0, 100)) == 1.0
+    kl = ml_collections.ConfigDict(dict(weight=0.5, anneal="linear", anneal_start=0, anneal_steps=4))
+    assert [float(losses.kl_alpha(s, kl)) for s in (0, 2, 4, 9)] == pytest.approx([0.0, 0.25, 0.5, 0.5])
     with pytest.raises(ValueError, match="unknown KL annealing"):
         losses.kl_weight(0, "cosine", 0, 10)
 

@@ -119,7 +119,7 @@ def test_steps_follow_the_annealing_schedule():
 
 def test_one_text_step_lowers_the_loss_and_semantic_loss_is_cosine():
     c = tiny_config()
-    c.kl.anneal = "constant"
+    c.kl.update(anneal="constant", weight=0.5)      # alpha = 0.5 at every step
     model = vae.text_model_from(c.text_vae, 30)
     state = vae.init_text_state(model, train.make_optimizer(c.optimizer), jax.random.PRNGKey(0), 12)
     rng = np.random.default_rng(0)
@@ -133,6 +133,9 @@ def test_one_text_step_lowers_the_loss_and_semantic_loss_is_cosine():
     mu2, _ = vae.encode_text(state.params, model, s2)
     _, m = step(state, {"s1": s1, "s2": s2}, jax.random.PRNGKey(0))
     assert float(m["sem"]) == pytest.approx(float(jnp.mean(losses.cosine_distance(mu1, mu2))), rel=1e-4)
+    # The loss is reconstruction + semantic loss + kl.weight x the pairs' relaxed KL.
+    assert float(m["alpha"]) == 0.5
+    assert float(m["loss"]) == pytest.approx(float(m["rec"]) + float(m["sem"]) + 0.5 * float(m["kl"]), rel=1e-5)
 
 
 class _Crash(Exception):

@@ -36,7 +36,7 @@ def init_cvae_state(model, tx, rng, cond_dim: int, max_len: int) -> TrainState:
 
 
 def cvae_train_step(state, batch, rng, *, kl):
-    alpha = losses.kl_weight(state.step, kl.anneal, kl.anneal_start, kl.anneal_steps)
+    alpha = losses.kl_alpha(state.step, kl)
     tokens = batch["comment"]
 
     def loss_fn(params):
