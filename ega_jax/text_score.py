@@ -26,6 +26,7 @@ copy maximises) of those that are not copies.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -124,23 +125,37 @@ def gru_lm(config, vocab_size: int) -> ConditionalDecoder:
 def train_gru_lm(config, vocab_size: int, train: np.ndarray, valid: np.ndarray, steps: int, log=print):
     """A GRU LM of the VAE decoder's size (gru_lm), trained with the VAE's optimizer and batch (pairs of
     comments: 2 x batch_size comments a step); the parameters of the evaluation with the lowest
-    validation NLL (at most 2,000 validation comments) are kept. Returns (params, {"step", "valid_nll_per_token", "steps"})."""
+    validation NLL (at most 2,000 validation comments) are kept. Returns (params, {"step", "valid_nll_per_token", "steps"}).
+
+    Where the sentence VAE trains on packed sequences (text_vae.packed on a backend of
+    text_vae.packed_backends: CPUs), so does the LM, sized by the batch's mean length rounded up to
+    a multiple of text_vae.length_bucket (one compiled step per size): the same loss without the
+    padding's work. Elsewhere it runs the padded batch."""
     model = gru_lm(config, vocab_size)
+    packed = bool(config.text_vae.packed) and jax.default_backend() in tuple(config.text_vae.packed_backends)
+    widths = np.asarray(vae.bucket_widths(train.shape[1], config.text_vae.length_bucket))
     tx = make_optimizer(config.optimizer)
     params = model.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, 1)),
                         jnp.zeros((1, train.shape[1]), jnp.int32))["params"]
     opt_state = tx.init(params)
 
-    def loss_fn(p, batch):
+    def loss_fn(p, batch, mean_bound):
         mask = (batch != PAD).astype(jnp.float32)
-        logits = model.apply({"params": p}, jnp.zeros((batch.shape[0], 1)), batch)
-        return jnp.sum(sequence_nll(logits, batch, mask)) / jnp.sum(mask)
+        cond = jnp.zeros((batch.shape[0], 1))
+        if mean_bound:
+            nll = model.apply({"params": p}, cond, batch, mean_bound, method=ConditionalDecoder.packed_nll)
+        else:
+            nll = sequence_nll(model.apply({"params": p}, cond, batch), batch, mask)
+        return jnp.sum(nll) / jnp.sum(mask)
 
-    @jax.jit
-    def step(p, o, batch):
-        loss, grads = jax.value_and_grad(loss_fn)(p, batch)
+    @functools.partial(jax.jit, static_argnums=3)
+    def step(p, o, batch, mean_bound):
+        loss, grads = jax.value_and_grad(loss_fn)(p, batch, mean_bound)
         updates, o = tx.update(grads, o, p)
         return optax.apply_updates(p, updates), o, loss
+
+    def mean_bound(batch):     # the first width that holds the batch's mean length (0: not packed)
+        return int(widths[np.searchsorted(widths, -(-np.sum(batch != PAD) // len(batch)))]) if packed else 0
 
     def valid_nll(p):
         total, count = 0.0, 0
@@ -159,7 +174,8 @@ def train_gru_lm(config, vocab_size: int, train: np.ndarray, valid: np.ndarray, 
     every = max(steps // 5, 1)
     t0 = time.time()
     for s in range(1, steps + 1):
-        params, opt_state, loss = step(params, opt_state, jnp.asarray(train[rng.integers(0, len(train), batch)]))
+        b = train[rng.integers(0, len(train), batch)]
+        params, opt_state, loss = step(params, opt_state, jnp.asarray(b), mean_bound(b))
         if s % every == 0 or s == steps:
             v = valid_nll(params)
             if v < best[0]:

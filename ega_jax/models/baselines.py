@@ -24,6 +24,8 @@ from typing import Sequence
 import flax.linen as nn
 import jax.numpy as jnp
 
+from ega_jax.data.vocab import PAD
+from ega_jax.models import packing
 from ega_jax.models.gru import GRU
 from ega_jax.models.image_vae import dcgan_trunk
 from ega_jax.models.latent import reparameterize
@@ -108,6 +110,16 @@ class ConditionalDecoder(nn.Module):
 
     def __call__(self, cond, tokens):
         return self.decoder(cond, self.embed(shift_right(tokens)))
+
+    def packed_nll(self, cond, tokens, mean_bound: int | None = None):
+        """The NLL of each row (B,) that __call__'s logits give through losses.sequence_nll, computed
+        on packed sequences (no work on the padding; the packed path, like the sentence VAE's, is
+        for CPUs: ega_jax.models.packing). mean_bound sizes the packed arrays (plan_packing)."""
+        plan = packing.plan_packing(lengths_of(tokens), tokens.shape[1], mean_bound)
+        targets = packing.pack(tokens, plan, fill=PAD)
+        inputs = packing.pack(shift_right(tokens), plan, fill=PAD)
+        nll = packing.row_sums(self.decoder(cond, self.embed(inputs), plan=plan, targets=targets), plan)
+        return packing.permute_rows(nll, plan.inverse, plan.order)
 
 
 class SequenceCritic(nn.Module):
