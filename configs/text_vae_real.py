@@ -4,7 +4,8 @@
       [--config.data.danmaku_only=../shared/data/danmaku] [--config.data.dir=W_DATA]
 
 A text-only dataset built into data.dir on the first run (split by file, 80 / 10 / 10 %); then
-`python -m ega_jax.text_score --workdir=W --split=test` scores it against an n-gram and a GRU LM.
+`python -m ega_jax.text_score --workdir=W --split=validation --gru_steps=16000` scores it against an
+n-gram and a GRU LM (trained there on first use), and `--split=test` once at the end.
 Chosen on validation by that bound: the full KL, whose latent goes unused; for E-GA's sentence VAE
 (--config.stage1.text_vae_dir=W) train with --config.kl.mu0=2 --config.kl.weight=1. docs/stage1.md.
 """
