@@ -7,15 +7,14 @@ step) on synthetic comments shaped like the real-text dataset's: vocabulary 5,77
 lengths geometric with mean 9 tokens (the real test split: 8.8). A step's time is the difference of
 two text_score.train_gru_lm runs (STEPS_SHORT and STEPS_LONG steps, each with its compiles and 5
 validation passes) divided by the difference of their steps. Interleaved (packed, padded, packed,
-...), medians of --repeats, pinned to --cores cores before jax starts. Results: benchmarks/RESULTS.md,
-"gru_lm_packing".
+...: steppers.interleaved_medians), medians of --repeats, pinned to --cores cores before jax starts.
+Results: benchmarks/RESULTS.md, "gru_lm_packing".
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
 
@@ -24,6 +23,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import results  # noqa: E402
+import steppers  # noqa: E402
 
 VOCAB, MEAN_LEN = 5774, 9
 STEPS_SHORT, STEPS_LONG = 20, 120
@@ -51,21 +51,22 @@ def main():
     config = text_vae_real.get_config()
     train = comments(20000, config.input.max_len)
     valid = comments(64, config.input.max_len, seed=1)
-    times = {True: [], False: []}
-    for r in range(args.repeats):
-        for packed in (True, False):
+
+    def runner(packed):
+        def run(n):       # seconds for n steps: a (STEPS_SHORT + n)-step run less a STEPS_SHORT-step run
             config.text_vae.packed = packed
             took = []
-            for steps in (STEPS_SHORT, STEPS_LONG):
+            for steps in (STEPS_SHORT, STEPS_SHORT + n):
                 t = time.perf_counter()
                 text_score.train_gru_lm(config, VOCAB, train, valid, steps, log=lambda *_: None)
                 took.append(time.perf_counter() - t)
-            times[packed].append((took[1] - took[0]) / (STEPS_LONG - STEPS_SHORT))
-            print(f"repeat {r + 1}/{args.repeats} {'packed' if packed else 'padded'}: "
-                  f"{1000 * times[packed][-1]:.0f} ms/step", flush=True)
-    med = {k: statistics.median(v) for k, v in times.items()}
-    rows = [[("packed" if k else "padded"), f"{1000 * med[k]:.0f}", f"{1 / med[k]:.2f}",
-             f"{med[False] / med[k]:.2f}"] for k in (True, False)]
+            return took[1] - took[0]
+        return run
+
+    med, each = steppers.interleaved_medians({"packed": runner(True), "padded": runner(False)},
+                                             STEPS_LONG - STEPS_SHORT, args.repeats)
+    print("steps/s of each repeat:", {k: [round(v, 2) for v in vs] for k, vs in each.items()}, flush=True)
+    rows = [[k, f"{1000 / med[k]:.0f}", f"{med[k]:.2f}", f"{med[k] / med['padded']:.2f}"] for k in ("packed", "padded")]
     results.record("gru_lm_packing", ["GRU LM step", "ms/step", "steps/s", "speed-up over padded"], rows,
                    notes=f"{jax.default_backend()}, {args.cores} core(s); 64 comments a step, vocabulary {VOCAB}, "
                          f"max_len {config.input.max_len}, mean length {MEAN_LEN}; medians of {args.repeats} "
