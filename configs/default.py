@@ -64,8 +64,9 @@ def get_config() -> ml_collections.ConfigDict:
         keep_checkpoints=3, sample_every=500, data_parallel=False))
     # Paper 2.3: SGD, learning rate 0.1, momentum 0.6, global-norm clipping at 1.0.
     # (decay is RMSProp's, used when name="rmsprop"; b1, b2 Adam's, when name="adam".)
+    # decay_steps > 0: the learning rate follows a cosine from lr down to 0 at that step (0: constant).
     config.optimizer = ml_collections.ConfigDict(dict(
-        name="sgd", lr=0.1, momentum=0.6, decay=0.9, b1=0.9, b2=0.999, clip_norm=1.0))
+        name="sgd", lr=0.1, momentum=0.6, decay=0.9, b1=0.9, b2=0.999, clip_norm=1.0, decay_steps=0))
     # Comments are cut to max_len characters (with <eos>); shuffle_buffer for tf.data.
     config.input = ml_collections.ConfigDict(dict(max_len=32, shuffle_buffer=2048))
     # Relaxed KL (Eq. 3) with mu0 = 2 (paper 3.4), weighted by alpha annealed 0 -> weight (1, paper 2.3)
@@ -79,7 +80,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.image_vae = ml_collections.ConfigDict(dict(features=(16, 32, 64, 128), latent_dim=64, image_size=64,
                                                       reconstruction="sum"))
     # Sentence VAE (paper Fig. 2): character embedding 128, GRU 256, latent 64; semantic_weight
-    # scales Eq. 7's cosine loss; word_dropout replaces decoder inputs by <unk> (0: off, as in the paper).
+    # scales Eq. 7's cosine loss; word_dropout replaces decoder inputs by <unk> (0: off, as in the paper);
+    # decoder_dropout drops units of the decoder's embedded inputs and GRU outputs in training (0: off).
     # packed: a train step computes the loss on packed sequences (ega_jax.models.packing: sorted by
     # length, the real characters only, as PyTorch's pack_padded_sequence): the same loss, no work
     # on padding (measured on one device; on a data-parallel mesh it sorts the whole batch and gives
@@ -90,6 +92,7 @@ def get_config() -> ml_collections.ConfigDict:
     # packed_backends: where packing is used; on other backends (GPU, TPU) the step is the padded
     # one at full width, 1.75-2.1x the packed step on an H200/H100 (ega_jax/vae.py: text_step_layout).
     config.text_vae = ml_collections.ConfigDict(dict(embed_dim=128, hidden=256, latent_dim=64, semantic_weight=1.0,
-                                                     word_dropout=0.0, length_bucket=8, packed=True,
+                                                     word_dropout=0.0, decoder_dropout=0.0, length_bucket=8,
+                                                     packed=True,
                                                      packed_backends=("cpu",)))
     return config

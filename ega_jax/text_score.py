@@ -2,6 +2,7 @@ r"""A sentence VAE of real danmaku measured by likelihood, against two language 
 
   python -m ega_jax.text_score --workdir=W --split=test [--out=FILE.json]
   python -m ega_jax.text_score --workdir=W --danmaku=DIR [--out=FILE.json]
+  python -m ega_jax.text_score --workdir=W --lm_only [--gru_steps=N]
 
 W is a finished sentence-VAE run on a text-only dataset (configs/text_vae_real.py). The scored
 comments are a split of W's dataset (whole files the VAE never trained on) or every danmaku file
@@ -16,7 +17,11 @@ its max_len, as the models see it, and scored per token (characters and <eos>; <
 - a GRU LM of the VAE decoder's size (the decoder conditioned on a constant: ``gru_lm``; its
   parameters have the decoders' layout, so ega_jax.decoding scores it), trained with the VAE's
   optimizer and batch on the same train comments, its step chosen on the validation split.
-Both language models are trained on first use and kept in W/text_score/. Then num_samples comments
+Both language models are trained on first use and kept in W/text_score/ (``--lm_only`` trains them
+from W's config alone, while W's VAE is still training, on another core, and prints their validation
+numbers). The VAE's differences from
+each (and its gap relative to the GRU LM) come with a paired bootstrap interval over the scored
+comments (paired_intervals). Then num_samples comments
 drawn from the VAE (z ~ N(0, I), each character sampled from psi_s at temperature 1; greedy decoding
 of the same z beside them) are compared with as many of the scored (human) comments: the
 share that copy a train comment verbatim, the share that are distinct, and the fluency (the paper's
@@ -44,7 +49,7 @@ from flax import serialization
 from ega_jax import decoding, metrics, reports, runs, vae
 from ega_jax.comment_model import mc_log_prob
 from ega_jax.data import danmaku, records
-from ega_jax.data.vocab import PAD
+from ega_jax.data.vocab import PAD, load_vocab
 from ega_jax.losses import sequence_nll, textbook_kl
 from ega_jax.models.baselines import ConditionalDecoder
 from ega_jax.models.text_vae import TextVAE, lengths_of
@@ -119,13 +124,15 @@ def vae_elbo_terms(model: TextVAE, params, tokens: np.ndarray, seed: int = 0, ro
 def gru_lm(config, vocab_size: int) -> ConditionalDecoder:
     """The sentence VAE's decoder with a constant zero in place of its latent: an unconditional GRU LM
     of the same size (embedding, GRU, output layer). decoding.* run it with z = zeros((B, 1))."""
-    return ConditionalDecoder(vocab_size, config.text_vae.embed_dim, config.text_vae.hidden)
+    return ConditionalDecoder(vocab_size, config.text_vae.embed_dim, config.text_vae.hidden,
+                              dropout=config.text_vae.decoder_dropout)
 
 
 def train_gru_lm(config, vocab_size: int, train: np.ndarray, valid: np.ndarray, steps: int, log=print):
     """A GRU LM of the VAE decoder's size (gru_lm), trained with the VAE's optimizer and batch (pairs of
-    comments: 2 x batch_size comments a step); the parameters of the evaluation with the lowest
-    validation NLL (at most 2,000 validation comments) are kept. Returns (params, {"step", "valid_nll_per_token", "steps"}).
+    comments: 2 x batch_size comments a step) and its decoder dropout; where the VAE's learning rate decays
+    (optimizer.decay_steps), the LM's decays the same way over its own `steps`. The parameters of the
+    evaluation with the lowest validation NLL (at most 2,000 validation comments) are kept. Returns (params, {"step", "valid_nll_per_token", "steps"}).
 
     Where the sentence VAE trains on packed sequences (text_vae.packed on a backend of
     text_vae.packed_backends: CPUs), so does the LM, sized by the batch's mean length rounded up to
@@ -134,23 +141,26 @@ def train_gru_lm(config, vocab_size: int, train: np.ndarray, valid: np.ndarray, 
     model = gru_lm(config, vocab_size)
     packed = bool(config.text_vae.packed) and jax.default_backend() in tuple(config.text_vae.packed_backends)
     widths = np.asarray(vae.bucket_widths(train.shape[1], config.text_vae.length_bucket))
-    tx = make_optimizer(config.optimizer)
+    opt_cfg = config.optimizer.copy_and_resolve_references()
+    if opt_cfg.get("decay_steps", 0):
+        opt_cfg.decay_steps = steps
+    tx = make_optimizer(opt_cfg)
     params = model.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, 1)),
                         jnp.zeros((1, train.shape[1]), jnp.int32))["params"]
     opt_state = tx.init(params)
 
-    def loss_fn(p, batch, mean_bound):
+    def loss_fn(p, batch, mean_bound, key):
         mask = (batch != PAD).astype(jnp.float32)
         cond = jnp.zeros((batch.shape[0], 1))
         if mean_bound:
-            nll = model.apply({"params": p}, cond, batch, mean_bound, method=ConditionalDecoder.packed_nll)
+            nll = model.apply({"params": p}, cond, batch, mean_bound, key, method=ConditionalDecoder.packed_nll)
         else:
-            nll = sequence_nll(model.apply({"params": p}, cond, batch), batch, mask)
+            nll = sequence_nll(model.apply({"params": p}, cond, batch, key), batch, mask)
         return jnp.sum(nll) / jnp.sum(mask)
 
     @functools.partial(jax.jit, static_argnums=3)
-    def step(p, o, batch, mean_bound):
-        loss, grads = jax.value_and_grad(loss_fn)(p, batch, mean_bound)
+    def step(p, o, batch, mean_bound, key):
+        loss, grads = jax.value_and_grad(loss_fn)(p, batch, mean_bound, key)
         updates, o = tx.update(grads, o, p)
         return optax.apply_updates(p, updates), o, loss
 
@@ -170,12 +180,14 @@ def train_gru_lm(config, vocab_size: int, train: np.ndarray, valid: np.ndarray, 
     # large validation split often would cost more than the training.
     valid = valid[np.sort(rng.choice(len(valid), min(2000, len(valid)), replace=False))] if len(valid) else valid
     batch = 2 * config.train.batch_size
+    dropout_key = jax.random.PRNGKey(config.seed + 1)
     best = (valid_nll(params), 0, params)
     every = max(steps // 5, 1)
     t0 = time.time()
     for s in range(1, steps + 1):
         b = train[rng.integers(0, len(train), batch)]
-        params, opt_state, loss = step(params, opt_state, jnp.asarray(b), mean_bound(b))
+        params, opt_state, loss = step(params, opt_state, jnp.asarray(b), mean_bound(b),
+                                       jax.random.fold_in(dropout_key, s))
         if s % every == 0 or s == steps:
             v = valid_nll(params)
             if v < best[0]:
@@ -250,6 +262,25 @@ def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int |
 
 # ---- the report ----
 
+BOOTSTRAP = 2000
+
+
+def paired_intervals(vae_each, ngram_each, gru_each, lengths, resamples: int = BOOTSTRAP, seed: int = 0,
+                     level: float = 0.95) -> dict:
+    """The VAE against each language model on the same comments, per token: the difference VAE - n-gram
+    and VAE - GRU LM (nats) and the relative gap VAE / GRU LM - 1, each with its PAIRED percentile
+    bootstrap interval over the scored comments (every resample takes the same comments for all three
+    models, so what a comment costs every model cancels). Inputs: per-comment NLLs (nats) and tokens."""
+    draws = metrics.bootstrap_resamples(len(lengths), resamples, seed)
+    out = {"bootstrap": {"resamples": resamples, "level": level, "over": "comments"}}
+    for name, other in (("ngram", ngram_each), ("gru_lm", gru_each)):
+        out[f"vae_minus_{name}"] = list(metrics.paired_ratio_difference(vae_each, lengths, other, lengths, draws,
+                                                                        level))
+    boot = metrics.bootstrap_ratios(vae_each, lengths, draws) / metrics.bootstrap_ratios(gru_each, lengths, draws) - 1
+    out["vae_over_gru_lm_minus_1"] = [float(np.sum(vae_each) / np.sum(gru_each) - 1),
+                                      *metrics.percentile_interval(boot, level)]
+    return out
+
 def sample_scores(texts, train_set, ngrams) -> dict:
     copied = np.array([t in train_set for t in texts])
     new = [t for t, c in zip(texts, copied) if not c]
@@ -273,12 +304,22 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
     ngram, info_ngram, gru, info_gru = language_models(workdir, config, vocab, data_dir, gru_steps, log,
                                                        train_comments)
     t0 = time.time()
-    vae = float(np.sum(vae_iw_nll(model, params, tokens, k, seed=config.seed))) / n_tokens
+    vae_each = vae_iw_nll(model, params, tokens, k, seed=config.seed)
     log(f"VAE bound: {time.time() - t0:.0f} s for {len(scored)} comments x {k} draws")
     rec, kl = (float(np.sum(v)) / n_tokens for v in vae_elbo_terms(model, params, tokens, seed=config.seed))
-    ngram_nll = ngram.nll(tokens)[0] / n_tokens
-    gru_nll = float(np.sum(gru_lm_nll(gru, tokens))) / n_tokens
+    ngram_each = np.array([-ngram.log_prob(t) for t in tokens])
+    gru_each = gru_lm_nll(gru, tokens)
+    vae, ngram_nll, gru_nll = (float(np.sum(v)) / n_tokens for v in (vae_each, ngram_each, gru_each))
+    intervals = paired_intervals(vae_each, ngram_each, gru_each, np.asarray(lengths_of(tokens)), seed=config.seed)
     train_set, ngrams = set(train_comments), metrics.train_ngrams(train_comments)
+    lengths = np.asarray(lengths_of(tokens))
+    copied = np.array([c in train_set for c in scored])
+    # Where each model's likelihood comes from: the scored comments that are verbatim train comments
+    # (which an n-gram LM memorises) and the rest.
+    by_copy = {group: {"comments": int(m.sum()), "tokens": int(lengths[m].sum()),
+                       **{f"{name}_nll_per_char": float(v[m].sum() / max(lengths[m].sum(), 1))
+                          for name, v in (("vae", vae_each), ("ngram", ngram_each), ("gru_lm", gru_each))}}
+               for group, m in (("copies", copied), ("new", ~copied))}
     z = jax.random.normal(jax.random.PRNGKey(config.seed), (num_samples, config.text_vae.latent_dim))
     # The model's own distribution: z ~ N(0, I), then each character drawn from psi_s (temperature 1);
     # greedy decoding of the same z is reported beside it.
@@ -291,11 +332,21 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
     return {"source": source, "workdir": workdir, "comments": len(scored), "tokens": n_tokens, "k": k,
             "vae_nll_per_char": vae, "vae_rec_per_char": rec, "vae_kl_per_char": kl,
             "ngram_nll_per_char": ngram_nll, "gru_lm_nll_per_char": gru_nll,
-            "ngram_order": info_ngram["order"], "ngram": info_ngram, "gru_lm": info_gru,
+            "ngram_order": info_ngram["order"], "ngram": info_ngram, "gru_lm": info_gru, **intervals,
+            "by_copy": by_copy,
             "samples": num_samples, **s, **{f"human_{key}": v for key, v in h.items()},
             **{f"greedy_{key}": v for key, v in g.items()}, "first_greedy_samples": greedy[:20],
             "human_comments": len(humans), "train_comments": len(train_comments), "vocab_size": len(vocab),
             "first_samples": samples[:20]}
+
+
+def lm_only(workdir: str, gru_steps: int | None = None, log=print) -> dict:
+    """Trains (or loads) W's two language models from W's saved config (its VAE need not be finished) and
+    returns their validation figures: what the scoring would train first, run beside the VAE's training."""
+    config = runs.load_config(workdir)
+    vocab = load_vocab(config.data.dir)
+    _, info_ngram, _, info_gru = language_models(workdir, config, vocab, config.data.dir, gru_steps, log)
+    return {"ngram": info_ngram, "gru_lm": info_gru}
 
 
 def table(r: dict) -> str:
@@ -308,6 +359,15 @@ def table(r: dict) -> str:
         f"  character {r['ngram_order']}-gram LM, interpolated Kneser-Ney                {f(r['ngram_nll_per_char'])}",
         f"  GRU LM of the decoder's size (step {r['gru_lm']['step']} of {r['gru_lm']['steps']})"
         f"{' ' * 14}{f(r['gru_lm_nll_per_char'])}",
+        f"  paired differences, [{100 * r['bootstrap']['level']:.0f}% bootstrap interval over the "
+        f"{r['comments']} comments, {r['bootstrap']['resamples']} resamples]:",
+        f"    VAE - n-gram {f(r['vae_minus_ngram'][0])} [{f(r['vae_minus_ngram'][1])}, {f(r['vae_minus_ngram'][2])}]"
+        f"   VAE - GRU LM {f(r['vae_minus_gru_lm'][0])} [{f(r['vae_minus_gru_lm'][1])}, "
+        f"{f(r['vae_minus_gru_lm'][2])}]   VAE / GRU LM - 1 {100 * r['vae_over_gru_lm_minus_1'][0]:+.1f}% "
+        f"[{100 * r['vae_over_gru_lm_minus_1'][1]:+.1f}%, {100 * r['vae_over_gru_lm_minus_1'][2]:+.1f}%]",
+        *[f"  the {g['comments']} scored comments that {'copy a train comment' if name == 'copies' else 'are new'} "
+          f"({g['tokens']} tokens): VAE {f(g['vae_nll_per_char'])}, n-gram {f(g['ngram_nll_per_char'])}, "
+          f"GRU LM {f(g['gru_lm_nll_per_char'])}" for name, g in r["by_copy"].items()],
         f"{'':34}copy share  distinct share  new-sample fluency",
         f"  {r['samples']} VAE samples (z ~ N(0, I), T = 1) {f(r['copy_share']):>9}  {f(r['distinct_share']):>14}"
         f"  {f(r['new_fluency']):>18}",
@@ -325,10 +385,17 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)       # orbax logs every checkpoint read at INFO
-    if not FLAGS.workdir or bool(FLAGS.danmaku) == bool(FLAGS.split):
-        print("error: give --workdir and one of --danmaku=DIR or --split=validation|test", file=sys.stderr)
+    if not FLAGS.workdir or (bool(FLAGS.danmaku) + bool(FLAGS.split) + FLAGS.lm_only != 1):
+        print("error: give --workdir and one of --danmaku=DIR, --split=validation|test or --lm_only", file=sys.stderr)
         return 2
     try:
+        if FLAGS.lm_only:
+            r = lm_only(FLAGS.workdir, FLAGS.gru_steps or None)
+            print(f"n-gram LM: order {r['ngram']['order']}, validation NLL/token by order "
+                  f"{r['ngram']['valid_nll_per_token']}")
+            print(f"GRU LM: step {r['gru_lm']['step']} of {r['gru_lm']['steps']} kept, validation NLL/token "
+                  f"{r['gru_lm']['valid_nll_per_token']:.4f} (on at most 2,000 validation comments)")
+            return 0
         config = runs.finished_config(FLAGS.workdir)
         if FLAGS.split:
             if FLAGS.split not in ("validation", "test"):
@@ -358,4 +425,6 @@ if __name__ == "__main__":
     flags.DEFINE_integer("k", 64, "Importance samples per comment for the VAE's bound.")
     flags.DEFINE_integer("max_comments", 3000, "Score at most this many comments (a fixed random subset).")
     flags.DEFINE_integer("gru_steps", 0, "Steps of the GRU LM when it is trained (0: the VAE's train.num_steps).")
+    flags.DEFINE_bool("lm_only", False, "Only train (or load) the two language models of W, from W's config: "
+                      "its VAE may still be training.")
     app.run(main)

@@ -114,13 +114,17 @@ class DataParallel:
 
 
 def make_optimizer(cfg) -> optax.GradientTransformation:
-    """config.optimizer -> optax; global-norm clipping first when clip_norm > 0 (paper 2.3)."""
+    """config.optimizer -> optax; global-norm clipping first when clip_norm > 0 (paper 2.3). With
+    decay_steps > 0 (a field of the stage-1 optimizer only) the learning rate decays from lr to 0 along a
+    cosine (Loshchilov & Hutter 2017) over that many steps, then stays 0."""
+    decay_steps = cfg.get("decay_steps", 0)
+    lr = optax.cosine_decay_schedule(cfg.lr, decay_steps) if decay_steps > 0 else cfg.lr
     if cfg.name == "sgd":
-        opt = optax.sgd(cfg.lr, momentum=cfg.momentum or None)
+        opt = optax.sgd(lr, momentum=cfg.momentum or None)
     elif cfg.name == "rmsprop":
-        opt = optax.rmsprop(cfg.lr, decay=cfg.decay)
+        opt = optax.rmsprop(lr, decay=cfg.decay)
     elif cfg.name == "adam":
-        opt = optax.adam(cfg.lr, b1=cfg.b1, b2=cfg.b2)
+        opt = optax.adam(lr, b1=cfg.b1, b2=cfg.b2)
     else:
         raise ConfigError(f"optimizer.name={cfg.name!r}; use sgd, rmsprop or adam")
     return optax.chain(optax.clip_by_global_norm(cfg.clip_norm), opt) if cfg.clip_norm > 0 else opt

@@ -39,7 +39,7 @@ def image_model_from(cfg) -> ImageVAE:
 
 def text_model_from(cfg, vocab_size: int) -> TextVAE:
     return TextVAE(vocab_size=vocab_size, embed_dim=cfg.embed_dim, hidden=cfg.hidden, latent_dim=cfg.latent_dim,
-                   word_dropout=cfg.word_dropout)
+                   word_dropout=cfg.word_dropout, decoder_dropout=cfg.decoder_dropout)
 
 
 def frames_to_input(frames_uint8, size: int) -> np.ndarray:

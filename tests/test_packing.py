@@ -127,11 +127,13 @@ def test_packed_nll_is_the_dense_softmax_nll_forward_and_backward():
     assert_trees_close(jax.grad(packed, (0, 1, 2))(y, kernel, bias), jax.grad(dense, (0, 1, 2))(y, kernel, bias))
 
 
-@pytest.mark.parametrize("batch,word_dropout", [(5, 0.3), (64, 0.0), (64, 0.3)])
-def test_packed_text_vae_loss_and_gradients_are_the_padded_models(batch, word_dropout):
+@pytest.mark.parametrize("batch,word_dropout,decoder_dropout", [(5, 0.3, 0.0), (64, 0.0, 0.0), (64, 0.3, 0.25)])
+def test_packed_text_vae_loss_and_gradients_are_the_padded_models(batch, word_dropout, decoder_dropout):
+    """Dropout (word and decoder) drops the same characters and units in both layouts."""
     width, vocab = 16, 40
     tokens = _tokens(batch, width, vocab, seed=batch)
-    model = TextVAE(vocab, embed_dim=12, hidden=24, latent_dim=6, word_dropout=word_dropout)
+    model = TextVAE(vocab, embed_dim=12, hidden=24, latent_dim=6, word_dropout=word_dropout,
+                    decoder_dropout=decoder_dropout)
     rng = jax.random.PRNGKey(2)
     params = model.init(rng, tokens, rng)["params"]
     row_weights = jnp.arange(1, batch + 1, dtype=jnp.float32)
@@ -154,7 +156,7 @@ def test_packed_text_vae_loss_and_gradients_are_the_padded_models(batch, word_dr
 
 def test_packed_train_step_is_the_padded_train_step():
     c = default.get_config()
-    c.text_vae.update(embed_dim=16, hidden=24, latent_dim=6, word_dropout=0.2)
+    c.text_vae.update(embed_dim=16, hidden=24, latent_dim=6, word_dropout=0.2, decoder_dropout=0.2)
     c.kl.anneal = "constant"
     width, vocab = 16, 30
     model = vae.text_model_from(c.text_vae, vocab)
@@ -190,3 +192,26 @@ def test_step_layout_packs_on_the_cpu_only_by_default():
     runs.upgrade(old)
     assert vae.text_step_layout(old.text_vae, "gpu") == {"packed": False, "length_bucket": 0}
     assert vae.text_step_layout(old.text_vae, "cpu")["packed"]
+
+
+def test_decoder_dropout_masks_and_what_they_change():
+    """Inverted dropout: a share `rate` of units is 0, the rest 1 / (1 - rate), independently per position;
+    a cut batch gets the first positions' masks. It changes the training loss, not the evaluation."""
+    from ega_jax.models.text_vae import dropout_masks
+    a, b = dropout_masks(jax.random.PRNGKey(0), 0.3, 64, 16, (12, 24))
+    assert a.shape == (64, 16, 12) and b.shape == (64, 16, 24)
+    for m in (a, b):
+        values = np.unique(np.asarray(m))
+        np.testing.assert_allclose(values, [0.0, 1 / 0.7], rtol=1e-6)
+        assert abs(float(jnp.mean(m == 0)) - 0.3) < 0.02
+    assert float(jnp.mean((a[:, 0] == 0) == (a[:, 1] == 0))) < 0.7     # positions differ (0.58 if independent)
+    cut = dropout_masks(jax.random.PRNGKey(0), 0.3, 64, 8, (12, 24))
+    np.testing.assert_array_equal(np.asarray(cut[0]), np.asarray(a[:, :8]))
+    tokens = _tokens(32, 16, 40, seed=4)
+    rng = jax.random.PRNGKey(1)
+    plain, dropped = (TextVAE(40, embed_dim=12, hidden=24, latent_dim=6, decoder_dropout=r) for r in (0.0, 0.4))
+    params = plain.init(rng, tokens, rng)["params"]
+    nll = lambda m, train: float(jnp.sum(m.apply({"params": params}, tokens, rng, train=train,
+                                                 method=TextVAE.packed_nll)[0]))
+    assert nll(dropped, False) == nll(plain, False) == nll(plain, True)
+    assert nll(dropped, True) > nll(plain, True)         # an untrained decoder loses by the noise

@@ -15,9 +15,10 @@ def test_an_old_config_json_is_upgraded_in_one_place_and_a_current_one_is_left_a
                             ("gan_optimizer", ("b1", "b2"))):
         for f in fields:
             del old[section][f]
-    for f in ("packed", "packed_backends", "length_bucket", "word_dropout"):
+    for f in ("packed", "packed_backends", "length_bucket", "word_dropout", "decoder_dropout"):
         del old["stage1"]["text_vae"]["text_vae"][f]            # nested: a prerequisite's model section
     del old["stage1"]["text_vae"]["optimizer"]["b1"]
+    del old["stage1"]["text_vae"]["optimizer"]["decay_steps"]
     del old["data"]["danmaku_only"]
     (tmp_path / runs.CONFIG).write_text(json.dumps(old))
     loaded = runs.load_config(str(tmp_path))
@@ -25,9 +26,10 @@ def test_an_old_config_json_is_upgraded_in_one_place_and_a_current_one_is_left_a
     assert (loaded.gan.conditioning, loaded.gan.mismatch, loaded.gan.mode_seeking) == ("concat", 0.0, 0.0)
     assert (loaded.generate.candidates, loaded.generate.overlap_penalty, loaded.generate.score) == (1, 0.0, "latent")
     model = loaded.stage1.text_vae.text_vae
-    assert (model.packed, tuple(model.packed_backends), model.length_bucket, model.word_dropout) == \
-        (False, ("cpu",), 0, 0.0)
+    assert (model.packed, tuple(model.packed_backends), model.length_bucket, model.word_dropout,
+            model.decoder_dropout) == (False, ("cpu",), 0, 0.0, 0.0)
     assert loaded.stage1.text_vae.optimizer.b1 == 0.9 and loaded.gan_optimizer.b2 == 0.999
+    assert loaded.stage1.text_vae.optimizer.decay_steps == 0                 # a constant learning rate
     assert loaded.data.danmaku_only == ""
     # a section of the same name that is not the model's (stage1.text_vae is a whole config) gets nothing
     assert "packed" not in loaded.stage1.text_vae

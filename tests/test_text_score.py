@@ -51,6 +51,18 @@ def test_scores_and_their_relations(trained):
     # A uniform guess over the vocabulary costs log(V) per token: every model here does better.
     assert 0 < r["ngram_nll_per_char"] < np.log(len(vocab)) and 0 < r["gru_lm_nll_per_char"] < np.log(len(vocab))
     assert r["ngram_order"] in text_score.NGRAM_ORDERS and r["gru_lm"]["step"] <= 30
+    # The paired differences are the differences of the scores above, inside their intervals.
+    for name in ("ngram", "gru_lm"):
+        value, lo, hi = r[f"vae_minus_{name}"]
+        assert value == pytest.approx(r["vae_nll_per_char"] - r[f"{name}_nll_per_char"], abs=1e-5) and lo <= value <= hi
+    # Split by whether a scored comment copies a train comment, the per-token NLLs recombine to the totals.
+    groups = r["by_copy"].values()
+    assert sum(g["comments"] for g in groups) == r["comments"] and sum(g["tokens"] for g in groups) == r["tokens"]
+    for name in ("vae", "ngram", "gru_lm"):
+        total = sum(g[f"{name}_nll_per_char"] * g["tokens"] for g in groups) / r["tokens"]
+        assert total == pytest.approx(r[f"{name}_nll_per_char"], rel=1e-5)
+    value, lo, hi = r["vae_over_gru_lm_minus_1"]
+    assert value == pytest.approx(r["vae_nll_per_char"] / r["gru_lm_nll_per_char"] - 1, abs=1e-5) and lo <= value <= hi
     # The importance-weighted bound tightens with k (the same draws' prefix is a valid k = 1 estimate).
     tokens = text_score.encode(vocab, comments[:60], config.input.max_len)
     one = text_score.vae_iw_nll(model, params, tokens, 1).mean()
@@ -79,6 +91,23 @@ def test_scores_and_their_relations(trained):
     assert text_score.gru_lm_nll(gru, every).sum() / r["tokens"] == pytest.approx(r["gru_lm_nll_per_char"], rel=1e-5)
 
 
+def test_lm_only_trains_the_language_models_of_an_unfinished_run(trained, tmp_path):
+    """--lm_only needs only W's config.json (the VAE may still be training) and leaves the two LMs where the
+    scoring loads them."""
+    import shutil
+    from ega_jax import runs, text_score
+    w, _ = trained
+    unfinished = tmp_path / "w"
+    unfinished.mkdir()
+    shutil.copy(w / runs.CONFIG, unfinished / runs.CONFIG)
+    assert not runs.is_finished(str(unfinished))
+    r = text_score.lm_only(str(unfinished), gru_steps=4, log=lambda *_: None)
+    assert r["gru_lm"]["steps"] == 4 and r["ngram"]["valid_nll_per_token"] == json.loads(
+        (w / "text_score" / "ngram.json").read_text())["valid_nll_per_token"]       # the same data, the same n-gram
+    assert {p.name for p in (unfinished / "text_score").iterdir()} >= {"ngram.pkl", "gru_lm.msgpack", "gru_lm.json"}
+    assert text_score.lm_only(str(unfinished), log=lambda m: pytest.fail(f"trained again: {m}")) == r
+
+
 def test_cli_scores_a_folder_and_writes_json(trained, tmp_path):
     w, root = trained
     out = tmp_path / "score.json"
@@ -87,6 +116,7 @@ def test_cli_scores_a_folder_and_writes_json(trained, tmp_path):
                        capture_output=True, text=True, cwd=REPO, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "importance-weighted bound (k = 4" in r.stdout and "Kneser-Ney" in r.stdout
+    assert "VAE - n-gram" in r.stdout and "bootstrap interval over the 100 comments" in r.stdout
     got = json.loads(out.read_text(encoding="utf-8"))
     assert got["comments"] == 100 and got["k"] == 4
     bad = subprocess.run([sys.executable, "-m", "ega_jax.text_score", f"--workdir={w}"], capture_output=True,
@@ -95,14 +125,16 @@ def test_cli_scores_a_folder_and_writes_json(trained, tmp_path):
 
 
 def test_the_packed_gru_lm_trains_as_the_padded_one():
-    """On CPUs the GRU LM trains on packed sequences, as the sentence VAE does: the same steps give the
-    same parameters and validation NLL as the padded batches, float rounding aside."""
+    """On CPUs the GRU LM trains on packed sequences, as the sentence VAE does: the same steps (with the
+    VAE's decoder dropout and learning-rate decay) give the same parameters and validation NLL as the padded
+    batches, float rounding aside."""
     import jax
     from configs import text_vae_real
     from conftest import assert_trees_close
     from ega_jax import text_score
     c = text_vae_real.get_config()
-    c.text_vae.update(embed_dim=8, hidden=16, length_bucket=4)
+    c.text_vae.update(embed_dim=8, hidden=16, length_bucket=4, decoder_dropout=0.3)
+    c.optimizer.decay_steps = 1000        # stretched to the LM's own 4 steps: the last one at lr cos(3/4 pi)
     rng = np.random.default_rng(3)
     vocab, width = 20, 16
 
@@ -129,3 +161,26 @@ def test_the_packed_gru_lm_trains_as_the_padded_one():
     padded = sequence_nll(model.apply({"params": params}, cond, valid), valid, (valid != 0).astype(np.float32))
     packed = model.apply({"params": params}, cond, valid, 12, method=ConditionalDecoder.packed_nll)
     np.testing.assert_allclose(np.asarray(packed), np.asarray(padded), rtol=1e-5, atol=1e-5)
+
+
+def test_paired_intervals_of_the_vae_against_the_language_models():
+    """The paired bootstrap over comments: zero where two models agree on every comment, a constant per-token
+    shift exactly, and, for a noisy difference, the width a normal approximation gives (closed form)."""
+    from ega_jax import text_score
+    rng = np.random.default_rng(0)
+    n, length = 3000, np.full(3000, 8)
+    base = rng.gamma(4.0, 8.0, n)                        # per-comment NLLs, nats, spread like real ones
+    r = text_score.paired_intervals(base, base, base, length)
+    assert r["vae_minus_ngram"] == [0.0, 0.0, 0.0] and r["vae_over_gru_lm_minus_1"] == [0.0, 0.0, 0.0]
+    r = text_score.paired_intervals(base + 0.4, base, base + 0.4, length)   # +0.05 per token
+    assert r["vae_minus_ngram"] == pytest.approx([0.05, 0.05, 0.05]) and r["vae_minus_gru_lm"] == [0.0, 0.0, 0.0]
+    r = text_score.paired_intervals(base, base, base / 1.05, length)         # 5 % above the GRU LM
+    assert r["vae_over_gru_lm_minus_1"] == pytest.approx([0.05, 0.05, 0.05])
+    d = rng.normal(0.02 * 8, 3.0, n)                     # a per-comment difference of mean 0.02 per token
+    r = text_score.paired_intervals(base + d, base, base, length)
+    value, lo, hi = r["vae_minus_ngram"]
+    assert value == pytest.approx(d.sum() / (8 * n)) and lo < value < hi
+    half = 1.96 * d.std() / np.sqrt(n) / 8
+    assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
+    # Paired: a comment hard for both models (the spread of `base`) does not widen the interval.
+    assert hi - lo < 0.2 * 2 * 1.96 * base.std() / np.sqrt(n) / 8

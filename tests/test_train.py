@@ -91,3 +91,24 @@ def test_two_process_job_shares_one_checkpoint(tiny_world, tmp_path):
     state, step = train.restore_latest(str(w), train.abstract_init(lambda: vae.init_text_state(
         model, train.make_optimizer(cfg.optimizer), jax.random.PRNGKey(0), cfg.input.max_len)))
     assert step == 4
+
+
+def test_the_learning_rate_decays_along_a_cosine_when_asked():
+    """optimizer.decay_steps: lr (1 + cos(pi t / T)) / 2 at step t, 0 from T on (closed form); 0 keeps lr."""
+    import ml_collections
+    import numpy as np
+    import optax
+    from ega_jax import train
+    cfg = ml_collections.ConfigDict(dict(name="sgd", lr=0.5, momentum=0.0, decay=0.9, b1=0.9, b2=0.999,
+                                         clip_norm=0.0, decay_steps=4))
+    for decay_steps, expected in ((4, [0.5 * (1 + np.cos(np.pi * min(t, 4) / 4)) / 2 for t in range(6)]),
+                                  (0, [0.5] * 6)):
+        cfg.decay_steps = decay_steps
+        tx = train.make_optimizer(cfg)
+        params = {"w": np.zeros(3, np.float32)}
+        state, got = tx.init(params), []
+        for _ in range(6):
+            updates, state = tx.update({"w": np.ones(3, np.float32)}, state, params)
+            got.append(-float(updates["w"][0]))
+            params = optax.apply_updates(params, updates)
+        np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-7)

@@ -22,6 +22,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from ega_jax.data.vocab import PAD
@@ -29,7 +30,7 @@ from ega_jax.models import packing
 from ega_jax.models.gru import GRU
 from ega_jax.models.image_vae import dcgan_trunk
 from ega_jax.models.latent import reparameterize
-from ega_jax.models.text_vae import SentenceDecoder, lengths_of, shift_right
+from ega_jax.models.text_vae import DECODER_DROPOUT_KEY, SentenceDecoder, dropout_masks, lengths_of, shift_right
 
 
 class FrameCNN(nn.Module):
@@ -99,26 +100,36 @@ class CVAE(nn.Module):
 
 
 class ConditionalDecoder(nn.Module):
-    """The Simple-GAN generator: a GRU comment decoder conditioned on [y, noise]."""
+    """The Simple-GAN generator: a GRU comment decoder conditioned on [y, noise]. Also text_score's GRU LM,
+    with the sentence VAE's decoder dropout (TextVAE.decoder_dropout) when given a dropout_rng."""
     vocab_size: int
     embed_dim: int = 128
     hidden: int = 256
+    dropout: float = 0.0
 
     def setup(self):
         self.embed = nn.Embed(self.vocab_size, self.embed_dim)
         self.decoder = SentenceDecoder(self.hidden, self.vocab_size)
 
-    def __call__(self, cond, tokens):
-        return self.decoder(cond, self.embed(shift_right(tokens)))
+    def _masks(self, tokens, dropout_rng):
+        if dropout_rng is None or self.dropout <= 0:
+            return None
+        return dropout_masks(jax.random.fold_in(dropout_rng, DECODER_DROPOUT_KEY), self.dropout, tokens.shape[0],
+                             tokens.shape[1], (self.embed_dim, self.hidden))
 
-    def packed_nll(self, cond, tokens, mean_bound: int | None = None):
+    def __call__(self, cond, tokens, dropout_rng=None):
+        return self.decoder(cond, self.embed(shift_right(tokens)), masks=self._masks(tokens, dropout_rng))
+
+    def packed_nll(self, cond, tokens, mean_bound: int | None = None, dropout_rng=None):
         """The NLL of each row (B,) that __call__'s logits give through losses.sequence_nll, computed
         on packed sequences (no work on the padding; the packed path, like the sentence VAE's, is
         for CPUs: ega_jax.models.packing). mean_bound sizes the packed arrays (plan_packing)."""
         plan = packing.plan_packing(lengths_of(tokens), tokens.shape[1], mean_bound)
         targets = packing.pack(tokens, plan, fill=PAD)
         inputs = packing.pack(shift_right(tokens), plan, fill=PAD)
-        nll = packing.row_sums(self.decoder(cond, self.embed(inputs), plan=plan, targets=targets), plan)
+        masks = self._masks(tokens, dropout_rng)
+        masks = None if masks is None else tuple(packing.pack(m, plan) for m in masks)
+        nll = packing.row_sums(self.decoder(cond, self.embed(inputs), plan=plan, targets=targets, masks=masks), plan)
         return packing.permute_rows(nll, plan.inverse, plan.order)
 
 

@@ -29,6 +29,9 @@ from ega_jax.models.gru import GRU, DenseParams
 from ega_jax.models.latent import reparameterize
 
 
+DECODER_DROPOUT_KEY = 1 << 20     # fold_in(dropout rng, this): the decoder dropout's key (word dropout folds in positions)
+
+
 def lengths_of(tokens):
     """Number of non-pad tokens per row (the characters plus <eos>)."""
     return jnp.sum(tokens != PAD, axis=-1)
@@ -36,6 +39,17 @@ def lengths_of(tokens):
 
 def shift_right(tokens):
     return jnp.concatenate([jnp.full_like(tokens[:, :1], BOS), tokens[:, :-1]], axis=1)
+
+
+def dropout_masks(rng, rate: float, batch: int, width: int, dims) -> tuple:
+    """Inverted-dropout masks (B, width, d) for each d in dims: 0 with probability rate, else 1 / (1 - rate).
+    One key per position, as word dropout's, so a batch cut to a shorter width (vae.text_train_step's
+    length buckets) or packed (packing.pack of these masks) drops the same units of the same characters."""
+    keys = jax.vmap(lambda t: jax.random.fold_in(rng, t))(jnp.arange(width))
+    return tuple(
+        jax.vmap(lambda k, i=i, d=d: jax.random.bernoulli(jax.random.fold_in(k, i), 1.0 - rate, (batch, d)),
+                 out_axes=1)(keys).astype(jnp.float32) / (1.0 - rate)
+        for i, d in enumerate(dims))
 
 
 class SentenceEncoder(nn.Module):
@@ -58,22 +72,29 @@ class SentenceDecoder(nn.Module):
     vocab_size: int
 
     @nn.compact
-    def __call__(self, z, embedded_inputs, steps=None, plan=None, targets=None):
+    def __call__(self, z, embedded_inputs, steps=None, plan=None, targets=None, masks=None):
         """Teacher-forced logits; with `steps`, the positions from `steps` on are not run (their
         logits are the output bias alone): pass the batch's longest length when the loss masks
         the padding after it.
 
         With a packing plan, embedded_inputs are packed (capacity, E) and targets (capacity,) are
         the packed characters to predict: returns their NLLs (capacity,), packed, computed
-        without the padding's logits (packing.packed_nll)."""
+        without the padding's logits (packing.packed_nll).
+
+        masks: (input mask, output mask) of dropout (dropout_masks; packed with the plan when there is
+        one), multiplying the embedded inputs and the GRU's outputs before the output layer."""
+        if masks is not None:
+            embedded_inputs = embedded_inputs * masks[0]
         carry = jnp.tanh(nn.Dense(self.hidden, name="init")(z))
         # z is fed next to every character: GRU's context, projected once per sentence.
         gru = GRU(self.hidden, name="gru_cell")
         if plan is None:
             _, y = gru(embedded_inputs, initial_carry=carry, steps=steps, context=z)
-            return nn.Dense(self.vocab_size, name="out")(y)
+            return nn.Dense(self.vocab_size, name="out")(y if masks is None else y * masks[1])
         carry, z = (packing.permute_rows(v, plan.order, plan.inverse) for v in (carry, z))   # sorted order
         _, y = gru(embedded_inputs, initial_carry=carry, context=z, plan=plan)
+        if masks is not None:
+            y = y * masks[1]
         kernel, bias = DenseParams(self.vocab_size, True, nn.initializers.lecun_normal(), name="out")(self.hidden)
         return packing.packed_nll(y, kernel, bias, targets, plan.total, plan.block)
 
@@ -86,6 +107,10 @@ class TextVAE(nn.Module):
     # Share of the decoder's input characters replaced by <unk> in training
     # (Bowman et al., 2016): the decoder then has to take the rest from z.
     word_dropout: float = 0.0
+    # Dropout (Srivastava et al. 2014; Zaremba et al. 2014's placement) on the decoder's embedded input
+    # characters and on its GRU outputs before the output layer, in training: a regulariser of the
+    # decoder as a language model (docs/stage1.md). 0: off.
+    decoder_dropout: float = 0.0
 
     def setup(self):
         self.embed = nn.Embed(self.vocab_size, self.embed_dim)   # shared by phi_s and psi_s
@@ -100,7 +125,16 @@ class TextVAE(nn.Module):
 
         Positions after the batch's longest sentence are padding everywhere and are not run (their
         logits are the output bias alone); every loss here masks them."""
-        return self.decoder(z, self.embed(self.decoder_inputs(tokens, dropout_rng)), steps=jnp.max(lengths_of(tokens)))
+        return self.decoder(z, self.embed(self.decoder_inputs(tokens, dropout_rng)), steps=jnp.max(lengths_of(tokens)),
+                            masks=self.decoder_masks(tokens, dropout_rng))
+
+    def decoder_masks(self, tokens, dropout_rng=None):
+        """The decoder's dropout masks for a (B, T) batch (padded layout), or None (no rng, or no dropout).
+        Drawn from their own key of dropout_rng, so word dropout's draws do not depend on them."""
+        if dropout_rng is None or self.decoder_dropout <= 0:
+            return None
+        return dropout_masks(jax.random.fold_in(dropout_rng, DECODER_DROPOUT_KEY), self.decoder_dropout,
+                             tokens.shape[0], tokens.shape[1], (self.embed_dim, self.hidden))
 
     def decoder_inputs(self, tokens, dropout_rng=None):
         """<bos> c_1 .. c_{T-1}, with word dropout when given an rng."""
@@ -125,7 +159,9 @@ class TextVAE(nn.Module):
         mu, logvar = self.encoder(self.embed(targets), None, plan=plan)
         z = reparameterize(mu, logvar, z_rng)
         inputs = packing.pack(self.decoder_inputs(tokens, drop_rng if train else None), plan, fill=PAD)
-        nll = packing.row_sums(self.decoder(z, self.embed(inputs), plan=plan, targets=targets), plan)
+        masks = self.decoder_masks(tokens, drop_rng if train else None)
+        masks = None if masks is None else tuple(packing.pack(m, plan) for m in masks)
+        nll = packing.row_sums(self.decoder(z, self.embed(inputs), plan=plan, targets=targets, masks=masks), plan)
         return packing.permute_rows(nll, plan.inverse, plan.order), mu, logvar
 
     def __call__(self, tokens, rng, train: bool = True):
