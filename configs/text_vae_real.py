@@ -18,7 +18,7 @@ def get_config():
     config.data.danmaku_only = "../shared/data/danmaku"
     config.data.dir = "workdirs/real_danmaku_text"
     config.optimizer.update(name="adam", lr=1e-3)      # keeps clip_norm 1.0
-    config.train.update(num_steps=6000, eval_every=2000)   # the test split is ~45k comments: evaluate seldom
+    config.train.update(num_steps=6000, eval_every=2000)   # evaluating on ~14k validation comments is slow
     config.text_vae.latent_dim = 64                    # the paper's (docs/stage1.md: latents by likelihood)
     config.kl.update(mu0=0.0, weight=0.5)              # the textbook ELBO (validation bound 4.330; mu0 = 2: 6.331)
     return config
