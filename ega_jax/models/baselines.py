@@ -22,7 +22,6 @@ from __future__ import annotations
 from typing import Sequence
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from ega_jax.data.vocab import PAD
@@ -30,7 +29,7 @@ from ega_jax.models import packing
 from ega_jax.models.gru import GRU
 from ega_jax.models.image_vae import dcgan_trunk
 from ega_jax.models.latent import reparameterize
-from ega_jax.models.text_vae import DECODER_DROPOUT_KEY, SentenceDecoder, dropout_masks, lengths_of, shift_right
+from ega_jax.models.text_vae import SentenceDecoder, decoder_dropout_masks, lengths_of, shift_right
 
 
 class FrameCNN(nn.Module):
@@ -112,10 +111,7 @@ class ConditionalDecoder(nn.Module):
         self.decoder = SentenceDecoder(self.hidden, self.vocab_size)
 
     def _masks(self, tokens, dropout_rng):
-        if dropout_rng is None or self.dropout <= 0:
-            return None
-        return dropout_masks(jax.random.fold_in(dropout_rng, DECODER_DROPOUT_KEY), self.dropout, tokens.shape[0],
-                             tokens.shape[1], (self.embed_dim, self.hidden))
+        return decoder_dropout_masks(dropout_rng, self.dropout, tokens, self.embed_dim, self.hidden)
 
     def __call__(self, cond, tokens, dropout_rng=None):
         return self.decoder(cond, self.embed(shift_right(tokens)), masks=self._masks(tokens, dropout_rng))

@@ -52,6 +52,15 @@ def dropout_masks(rng, rate: float, batch: int, width: int, dims) -> tuple:
         for i, d in enumerate(dims))
 
 
+def decoder_dropout_masks(dropout_rng, rate: float, tokens, embed_dim: int, hidden: int):
+    """A decoder's dropout masks for a (B, T) batch (padded layout), or None (no rng, or rate 0). Drawn from
+    their own key of dropout_rng (DECODER_DROPOUT_KEY), so word dropout's draws do not depend on them."""
+    if dropout_rng is None or rate <= 0:
+        return None
+    return dropout_masks(jax.random.fold_in(dropout_rng, DECODER_DROPOUT_KEY), rate, tokens.shape[0],
+                         tokens.shape[1], (embed_dim, hidden))
+
+
 class SentenceEncoder(nn.Module):
     hidden: int
     latent_dim: int
@@ -129,12 +138,8 @@ class TextVAE(nn.Module):
                             masks=self.decoder_masks(tokens, dropout_rng))
 
     def decoder_masks(self, tokens, dropout_rng=None):
-        """The decoder's dropout masks for a (B, T) batch (padded layout), or None (no rng, or no dropout).
-        Drawn from their own key of dropout_rng, so word dropout's draws do not depend on them."""
-        if dropout_rng is None or self.decoder_dropout <= 0:
-            return None
-        return dropout_masks(jax.random.fold_in(dropout_rng, DECODER_DROPOUT_KEY), self.decoder_dropout,
-                             tokens.shape[0], tokens.shape[1], (self.embed_dim, self.hidden))
+        """The decoder's dropout masks (decoder_dropout_masks)."""
+        return decoder_dropout_masks(dropout_rng, self.decoder_dropout, tokens, self.embed_dim, self.hidden)
 
     def decoder_inputs(self, tokens, dropout_rng=None):
         """<bos> c_1 .. c_{T-1}, with word dropout when given an rng."""
