@@ -23,6 +23,7 @@ from typing import Iterator
 import jax
 import numpy as np
 import tensorflow as tf
+from absl import logging
 
 from ega_jax.data import records
 from ega_jax.data.resize import resize_frame
@@ -127,11 +128,44 @@ def dataset(cfg: PipelineConfig, kind: str, split: str = "train", train: bool = 
             "image": tf.repeat(ex["image"][None], tf.shape(ex["comments"])[0], axis=0),
             "comment": tokenizer(ex["comments"])}))
     if train:
-        ds = ds.shuffle(cfg.shuffle_buffer, seed=cfg.seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(shuffle_size(cfg, kind, split), seed=cfg.seed, reshuffle_each_iteration=True)
         ds = ds.batch(cfg.batch_size, drop_remainder=True)
     else:
         ds = ds.batch(cfg.batch_size).map(lambda b: _pad_batch(b, cfg.batch_size))
     return ds.prefetch(tf.data.AUTOTUNE).with_options(_options())
+
+
+def _elements_of(kind: str, n_comments: int) -> int:
+    """How many stream elements a key frame with n_comments gives: 1 image, ceil(n / 2) pairs
+    (none below 2 comments, _pairs_of) or n (image, comment) rows."""
+    if kind == "images":
+        return 1
+    if kind == "pairs":
+        return (n_comments + 1) // 2 if n_comments >= 2 else 0
+    return n_comments
+
+
+def shuffle_size(cfg: PipelineConfig, kind: str, split: str = "train") -> int:
+    """The training shuffle buffer: cfg.shuffle_buffer, capped at the elements of one epoch of this
+    host's split. The stream repeats before it shuffles, so an uncapped buffer larger than the split
+    would read the split many times over (thousands, for a test's tiny dataset) before its first batch.
+    Capped, a buffer of the split's size fills with exactly one epoch; from then on each row is drawn
+    uniformly from the buffer, which slides into the next epoch (tf.data's shuffle after repeat()).
+    Counting reads only the comments of each record, and stops once the buffer is reached."""
+    if cfg.shuffle_buffer < 1:
+        raise ConfigError(f"input.shuffle_buffer must be at least 1, got {cfg.shuffle_buffer}")
+    files = records.find_shards(cfg.data_dir, split)[cfg.process_index::cfg.process_count]
+    spec = {"comments": tf.io.VarLenFeature(tf.string)}
+    counts = (tf.data.TFRecordDataset(files)
+              .map(lambda raw: tf.size(tf.io.parse_single_example(raw, spec)["comments"].values))
+              .batch(4096))
+    total = 0
+    for batch in counts.as_numpy_iterator():
+        total += sum(_elements_of(kind, int(n)) for n in batch)
+        if total >= cfg.shuffle_buffer:
+            return cfg.shuffle_buffer
+    logging.info("shuffle buffer %d capped at the %d %s of one epoch of %s", cfg.shuffle_buffer, total, kind, split)
+    return max(total, 1)
 
 
 def _pad_batch(batch, batch_size):
