@@ -3,6 +3,7 @@ r"""A sentence VAE of real danmaku measured by likelihood, against two language 
   python -m ega_jax.text_score --workdir=W --split=test [--out=FILE.json]
   python -m ega_jax.text_score --workdir=W --danmaku=DIR [--out=FILE.json]
   python -m ega_jax.text_score --workdir=W --lm_only [--gru_steps=N]
+  python -m ega_jax.text_score --compare=A.json,B.json
 
 W is a finished sentence-VAE run on a text-only dataset (configs/text_vae_real.py). The scored
 comments are a split of W's dataset (whole files the VAE never trained on) or every danmaku file
@@ -27,11 +28,16 @@ of the same z beside them) are compared with as many of the scored (human) comme
 share that copy a train comment verbatim, the share that are distinct, and the fluency (the paper's
 metric: the share of a comment's character n-grams seen in the train comments, which a verbatim
 copy maximises) of those that are not copies.
+
+The scored subset (at most max_comments) is drawn with a fixed seed, so every run of one dataset is
+scored on the same comments; --out keeps each comment's NLL under each model ("each"), and
+--compare=A.json,B.json gives the paired difference of two such scorings (two runs, two seeds).
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
 import os
@@ -141,10 +147,7 @@ def train_gru_lm(config, vocab_size: int, train: np.ndarray, valid: np.ndarray, 
     model = gru_lm(config, vocab_size)
     packed = bool(config.text_vae.packed) and jax.default_backend() in tuple(config.text_vae.packed_backends)
     widths = np.asarray(vae.bucket_widths(train.shape[1], config.text_vae.length_bucket))
-    opt_cfg = config.optimizer.copy_and_resolve_references()
-    if opt_cfg.get("decay_steps", 0):
-        opt_cfg.decay_steps = steps
-    tx = make_optimizer(opt_cfg)
+    tx = make_optimizer(config.optimizer, decay_steps=steps if config.optimizer.get("decay_steps", 0) else 0)
     params = model.init(jax.random.PRNGKey(config.seed), jnp.zeros((1, 1)),
                         jnp.zeros((1, train.shape[1]), jnp.int32))["params"]
     opt_state = tx.init(params)
@@ -263,6 +266,7 @@ def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int |
 # ---- the report ----
 
 BOOTSTRAP = 2000
+SUBSET_SEED = 0
 
 
 def paired_intervals(vae_each, ngram_each, gru_each, lengths, resamples: int = BOOTSTRAP, seed: int = 0,
@@ -296,7 +300,9 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
     max_len = config.input.max_len
     if not comments:
         raise runs.RunError(f"no comments to score in {source}")
-    rng = np.random.default_rng(config.seed)
+    # The subset does not depend on the run's seed: every run of a dataset is scored on the same comments,
+    # so two runs' outputs compare comment by comment (compare).
+    rng = np.random.default_rng(SUBSET_SEED)
     scored = [comments[i] for i in sorted(rng.choice(len(comments), min(max_comments, len(comments)), replace=False))]
     tokens = encode(vocab, scored, max_len)
     n_tokens = int(np.sum(lengths_of(tokens)))
@@ -337,7 +343,37 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
             "samples": num_samples, **s, **{f"human_{key}": v for key, v in h.items()},
             **{f"greedy_{key}": v for key, v in g.items()}, "first_greedy_samples": greedy[:20],
             "human_comments": len(humans), "train_comments": len(train_comments), "vocab_size": len(vocab),
-            "first_samples": samples[:20]}
+            "first_samples": samples[:20],
+            "each": {"comments_sha256": comments_digest(scored), "tokens": lengths.tolist(),
+                     **{name: [round(float(x), 5) for x in v]
+                        for name, v in (("vae", vae_each), ("ngram", ngram_each), ("gru_lm", gru_each))}}}
+
+
+def comments_digest(comments) -> str:
+    """Which comments were scored, in order (two outputs compare only on the same comments)."""
+    return hashlib.sha256("\n".join(comments).encode("utf-8")).hexdigest()
+
+
+def compare(a: dict, b: dict, resamples: int = BOOTSTRAP, seed: int = 0, level: float = 0.95) -> dict:
+    """Two scorings (score's outputs, as --out writes them) of the same comments, e.g. two runs' VAEs or two
+    seeds: each model's per-token NLL in a minus b, with its PAIRED percentile bootstrap interval over the
+    comments (every resample takes the same comments for both). A difference whose interval excludes 0
+    separates the two on these comments; it says nothing of training seeds not scored."""
+    ea, eb = a.get("each"), b.get("each")
+    if not ea or not eb:
+        raise runs.RunError("a scoring without per-comment NLLs ('each'): score it again with this version")
+    if ea["comments_sha256"] != eb["comments_sha256"] or ea["tokens"] != eb["tokens"]:
+        raise runs.RunError(f"the two scorings scored different comments ({a.get('source')} in {a.get('workdir')} "
+                            f"against {b.get('source')} in {b.get('workdir')}): compare scorings of one "
+                            "dataset's split, each run's vocabulary and max_len the same")
+    lengths = np.asarray(ea["tokens"])
+    draws = metrics.bootstrap_resamples(len(lengths), resamples, seed)
+    out = {"comments": len(lengths), "tokens": int(lengths.sum()), "a": a.get("workdir"), "b": b.get("workdir"),
+           "bootstrap": {"resamples": resamples, "level": level, "over": "comments"}}
+    for name in ("vae", "ngram", "gru_lm"):
+        out[f"{name}_a_minus_b"] = list(metrics.paired_ratio_difference(
+            np.asarray(ea[name]), lengths, np.asarray(eb[name]), lengths, draws, level))
+    return out
 
 
 def lm_only(workdir: str, gru_steps: int | None = None, log=print) -> dict:
@@ -385,8 +421,11 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)       # orbax logs every checkpoint read at INFO
+    if FLAGS.compare:
+        return main_compare(FLAGS.compare)
     if not FLAGS.workdir or (bool(FLAGS.danmaku) + bool(FLAGS.split) + FLAGS.lm_only != 1):
-        print("error: give --workdir and one of --danmaku=DIR, --split=validation|test or --lm_only", file=sys.stderr)
+        print("error: give --workdir and one of --danmaku=DIR, --split=validation|test or --lm_only "
+              "(or --compare=A.json,B.json)", file=sys.stderr)
         return 2
     try:
         if FLAGS.lm_only:
@@ -415,6 +454,28 @@ def main(argv):
     return 0
 
 
+def main_compare(paths: str) -> int:
+    files = paths.split(",")
+    try:
+        if len(files) != 2:
+            raise runs.ConfigError(f"--compare={paths!r}: give two --out files, A.json,B.json")
+        loaded = []
+        for f in files:
+            with open(f, encoding="utf-8") as fh:
+                loaded.append(json.load(fh))
+        r = compare(*loaded)
+    except (runs.RunError, runs.ConfigError, FileNotFoundError, json.JSONDecodeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"{r['comments']} comments ({r['tokens']} tokens), NLL per token, A = {files[0]} ({r['a']}), "
+          f"B = {files[1]} ({r['b']}); A - B [{100 * r['bootstrap']['level']:.0f}% paired bootstrap interval "
+          f"over the comments, {r['bootstrap']['resamples']} resamples]:")
+    for name, label in (("vae", "sentence VAE"), ("ngram", "n-gram LM"), ("gru_lm", "GRU LM")):
+        v, lo, hi = r[f"{name}_a_minus_b"]
+        print(f"  {label:<13} {v:+.4f} [{lo:+.4f}, {hi:+.4f}]" + ("" if lo <= 0 <= hi else "  (excludes 0)"))
+    return 0
+
+
 if __name__ == "__main__":
     # Flags are defined here, not on import: the library functions above are imported next to the
     # main job's flags (tests run jobs in-process).
@@ -427,4 +488,6 @@ if __name__ == "__main__":
     flags.DEFINE_integer("gru_steps", 0, "Steps of the GRU LM when it is trained (0: the VAE's train.num_steps).")
     flags.DEFINE_bool("lm_only", False, "Only train (or load) the two language models of W, from W's config: "
                       "its VAE may still be training.")
+    flags.DEFINE_string("compare", "", "A.json,B.json: two --out files of the same comments (two runs, two seeds): "
+                        "each model's NLL per token in A minus B with a paired bootstrap interval.")
     app.run(main)

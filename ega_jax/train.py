@@ -113,11 +113,12 @@ class DataParallel:
         return call
 
 
-def make_optimizer(cfg) -> optax.GradientTransformation:
+def make_optimizer(cfg, decay_steps: int | None = None) -> optax.GradientTransformation:
     """config.optimizer -> optax; global-norm clipping first when clip_norm > 0 (paper 2.3). With
     decay_steps > 0 (a field of the stage-1 optimizer only) the learning rate decays from lr to 0 along a
-    cosine (Loshchilov & Hutter 2017) over that many steps, then stays 0."""
-    decay_steps = cfg.get("decay_steps", 0)
+    cosine (Loshchilov & Hutter 2017) over that many steps, then stays 0. The decay_steps argument, when
+    given, replaces the config's (a model that decays like the config over its own number of steps)."""
+    decay_steps = cfg.get("decay_steps", 0) if decay_steps is None else decay_steps
     lr = optax.cosine_decay_schedule(cfg.lr, decay_steps) if decay_steps > 0 else cfg.lr
     if cfg.name == "sgd":
         opt = optax.sgd(lr, momentum=cfg.momentum or None)

@@ -7,6 +7,18 @@ import pytest
 # of the suite's time: its cheapest CPU code generation halves it (the table1 fixture 84 -> 59 s) and
 # gives the same results. Set before any test starts jax; subprocesses inherit it.
 os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+# Many tests compile the same programs again (each tiny run of the main job, each subprocess): JAX's
+# persistent compilation cache in a directory of this session (fresh, so a run is timed cold; the
+# xdist workers and subprocesses inherit it) compiles each once. It keys on the program, so it changes
+# no result. Set before any test starts jax; removed when the session's first process exits.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="ega_jax_tests_xla_cache_")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"

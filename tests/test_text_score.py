@@ -63,6 +63,17 @@ def test_scores_and_their_relations(trained):
         assert total == pytest.approx(r[f"{name}_nll_per_char"], rel=1e-5)
     value, lo, hi = r["vae_over_gru_lm_minus_1"]
     assert value == pytest.approx(r["vae_nll_per_char"] / r["gru_lm_nll_per_char"] - 1, abs=1e-5) and lo <= value <= hi
+    # Each comment's NLLs are kept, and give the totals; compare() pairs two scorings of the same comments.
+    each = r["each"]
+    assert sum(each["tokens"]) == r["tokens"] and len(each["vae"]) == r["comments"]
+    for name in ("vae", "ngram", "gru_lm"):
+        assert sum(each[name]) / r["tokens"] == pytest.approx(r[f"{name}_nll_per_char"], rel=1e-4)
+    assert text_score.compare(r, r)["vae_a_minus_b"] == [0.0, 0.0, 0.0]
+    shifted = {**r, "each": {**each, "vae": [v + 0.5 * n for v, n in zip(each["vae"], each["tokens"])]}}
+    c = text_score.compare(shifted, r)
+    assert c["vae_a_minus_b"] == pytest.approx([0.5] * 3) and c["ngram_a_minus_b"] == [0.0, 0.0, 0.0]
+    with pytest.raises(text_score.runs.RunError, match="scored different comments"):
+        text_score.compare(r, {**r, "each": {**each, "comments_sha256": "0"}})
     # The importance-weighted bound tightens with k (the same draws' prefix is a valid k = 1 estimate).
     tokens = text_score.encode(vocab, comments[:60], config.input.max_len)
     one = text_score.vae_iw_nll(model, params, tokens, 1).mean()
@@ -108,7 +119,7 @@ def test_lm_only_trains_the_language_models_of_an_unfinished_run(trained, tmp_pa
     assert text_score.lm_only(str(unfinished), log=lambda m: pytest.fail(f"trained again: {m}")) == r
 
 
-def test_cli_scores_a_folder_and_writes_json(trained, tmp_path):
+def test_cli_scores_a_folder_and_writes_json(trained, tmp_path, capsys):
     w, root = trained
     out = tmp_path / "score.json"
     r = subprocess.run([sys.executable, "-m", "ega_jax.text_score", f"--workdir={w}", f"--danmaku={root / 'danmaku'}",
@@ -119,6 +130,11 @@ def test_cli_scores_a_folder_and_writes_json(trained, tmp_path):
     assert "VAE - n-gram" in r.stdout and "bootstrap interval over the 100 comments" in r.stdout
     got = json.loads(out.read_text(encoding="utf-8"))
     assert got["comments"] == 100 and got["k"] == 4
+    from ega_jax import text_score     # --compare=A.json,B.json (in this process: it only reads the files)
+    assert text_score.main_compare(f"{out},{out}") == 0
+    printed = capsys.readouterr()
+    assert "100 comments" in printed.out and "sentence VAE  +0.0000 [+0.0000, +0.0000]" in printed.out, printed
+    assert text_score.main_compare(str(out)) == 2 and "give two --out files" in capsys.readouterr().err
     bad = subprocess.run([sys.executable, "-m", "ega_jax.text_score", f"--workdir={w}"], capture_output=True,
                          text=True, cwd=REPO, timeout=600)
     assert bad.returncode == 2 and "one of --danmaku" in bad.stderr

@@ -94,17 +94,20 @@ def test_two_process_job_shares_one_checkpoint(tiny_world, tmp_path):
 
 
 def test_the_learning_rate_decays_along_a_cosine_when_asked():
-    """optimizer.decay_steps: lr (1 + cos(pi t / T)) / 2 at step t, 0 from T on (closed form); 0 keeps lr."""
+    """optimizer.decay_steps (or make_optimizer's decay_steps, which replaces it): lr (1 + cos(pi t / T)) / 2 at
+    step t, 0 from T on (closed form); 0 keeps lr."""
     import ml_collections
     import numpy as np
     import optax
     from ega_jax import train
     cfg = ml_collections.ConfigDict(dict(name="sgd", lr=0.5, momentum=0.0, decay=0.9, b1=0.9, b2=0.999,
                                          clip_norm=0.0, decay_steps=4))
-    for decay_steps, expected in ((4, [0.5 * (1 + np.cos(np.pi * min(t, 4) / 4)) / 2 for t in range(6)]),
-                                  (0, [0.5] * 6)):
+    cosine = lambda n: [0.5 * (1 + np.cos(np.pi * min(t, n) / n)) / 2 for t in range(6)]  # noqa: E731
+    # (the config's decay_steps, the argument that replaces it, what the learning rates must be)
+    for decay_steps, argument, expected in ((4, None, cosine(4)), (0, None, [0.5] * 6), (4, 2, cosine(2)),
+                                            (4, 0, [0.5] * 6)):
         cfg.decay_steps = decay_steps
-        tx = train.make_optimizer(cfg)
+        tx = train.make_optimizer(cfg, decay_steps=argument)
         params = {"w": np.zeros(3, np.float32)}
         state, got = tx.init(params), []
         for _ in range(6):

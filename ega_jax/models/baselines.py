@@ -123,9 +123,8 @@ class ConditionalDecoder(nn.Module):
         plan = packing.plan_packing(lengths_of(tokens), tokens.shape[1], mean_bound)
         targets = packing.pack(tokens, plan, fill=PAD)
         inputs = packing.pack(shift_right(tokens), plan, fill=PAD)
-        masks = self._masks(tokens, dropout_rng)
-        masks = None if masks is None else tuple(packing.pack(m, plan) for m in masks)
-        nll = packing.row_sums(self.decoder(cond, self.embed(inputs), plan=plan, targets=targets, masks=masks), plan)
+        nll = packing.row_sums(self.decoder(cond, self.embed(inputs), plan=plan, targets=targets,
+                                            masks=self._masks(tokens, dropout_rng)), plan)
         return packing.permute_rows(nll, plan.inverse, plan.order)
 
 

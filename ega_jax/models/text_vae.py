@@ -90,8 +90,11 @@ class SentenceDecoder(nn.Module):
         the packed characters to predict: returns their NLLs (capacity,), packed, computed
         without the padding's logits (packing.packed_nll).
 
-        masks: (input mask, output mask) of dropout (dropout_masks; packed with the plan when there is
-        one), multiplying the embedded inputs and the GRU's outputs before the output layer."""
+        masks: (input mask, output mask) of dropout in the padded layout (B, T, d) (dropout_masks; packed
+        here with the plan when there is one), multiplying the embedded inputs and the GRU's outputs
+        before the output layer."""
+        if masks is not None and plan is not None:
+            masks = tuple(packing.pack(m, plan) for m in masks)
         if masks is not None:
             embedded_inputs = embedded_inputs * masks[0]
         carry = jnp.tanh(nn.Dense(self.hidden, name="init")(z))
@@ -165,7 +168,6 @@ class TextVAE(nn.Module):
         z = reparameterize(mu, logvar, z_rng)
         inputs = packing.pack(self.decoder_inputs(tokens, drop_rng if train else None), plan, fill=PAD)
         masks = self.decoder_masks(tokens, drop_rng if train else None)
-        masks = None if masks is None else tuple(packing.pack(m, plan) for m in masks)
         nll = packing.row_sums(self.decoder(z, self.embed(inputs), plan=plan, targets=targets, masks=masks), plan)
         return packing.permute_rows(nll, plan.inverse, plan.order), mu, logvar
 
