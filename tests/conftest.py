@@ -26,8 +26,8 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 # The modules whose tests take longest (most of it one module-scoped training fixture each), longest
 # first. `-n 2 --dist loadscope` hands each worker one module at a time in this order, so the two
 # workers end at about the same time instead of one waiting on the other's last big module.
-SLOW_MODULES = ("test_ega.py", "test_baselines.py", "test_train.py", "test_metrics.py", "test_vae.py",
-                "test_text_score.py", "test_packing.py")
+SLOW_MODULES = ("test_ega.py", "test_train.py", "test_baselines.py", "test_text_score.py", "test_metrics.py",
+                "test_packing.py", "test_vae.py", "test_gru.py")
 
 
 def pytest_configure(config):
