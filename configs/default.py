@@ -67,7 +67,8 @@ def get_config() -> ml_collections.ConfigDict:
     # decay_steps > 0: the learning rate follows a cosine from lr down to 0 at that step (0: constant).
     config.optimizer = ml_collections.ConfigDict(dict(
         name="sgd", lr=0.1, momentum=0.6, decay=0.9, b1=0.9, b2=0.999, clip_norm=1.0, decay_steps=0))
-    # Comments are cut to max_len characters (with <eos>); shuffle_buffer for tf.data.
+    # Comments are cut to max_len characters (with <eos>); shuffle_buffer: tf.data's training shuffle
+    # buffer, in elements (0: the whole split, counted when the stream starts; input_pipeline.shuffle_size).
     config.input = ml_collections.ConfigDict(dict(max_len=32, shuffle_buffer=2048))
     # Relaxed KL (Eq. 3) with mu0 = 2 (paper 3.4), weighted by alpha annealed 0 -> weight (1, paper 2.3)
     # over anneal_steps from anneal_start; anneal: linear, sigmoid or constant. Eq. 3 is twice the

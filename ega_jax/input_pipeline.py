@@ -146,25 +146,22 @@ def _elements_of(kind: str, n_comments: int) -> int:
 
 
 def shuffle_size(cfg: PipelineConfig, kind: str, split: str = "train") -> int:
-    """The training shuffle buffer: cfg.shuffle_buffer, capped at the elements of one epoch of this
-    host's split. The stream repeats before it shuffles, so an uncapped buffer larger than the split
-    would read the split many times over (thousands, for a test's tiny dataset) before its first batch.
-    Capped, a buffer of the split's size fills with exactly one epoch; from then on each row is drawn
-    uniformly from the buffer, which slides into the next epoch (tf.data's shuffle after repeat()).
-    Counting reads only the comments of each record, and stops once the buffer is reached."""
-    if cfg.shuffle_buffer < 1:
-        raise ConfigError(f"input.shuffle_buffer must be at least 1, got {cfg.shuffle_buffer}")
+    """The training shuffle buffer: cfg.shuffle_buffer elements, or with 0 the whole split: one epoch of
+    this host's shards (their images, pairs or comments, counted from the records' comments alone).
+    The stream repeats before it shuffles, so a buffer fills with that many elements before the first
+    batch, whatever the split's size (a fixed buffer larger than a tiny dataset reads it over and over);
+    from then on each row is drawn uniformly from the buffer, which slides into the next epoch."""
+    if cfg.shuffle_buffer < 0:
+        raise ConfigError(f"input.shuffle_buffer must be 0 (the whole split) or more, got {cfg.shuffle_buffer}")
+    if cfg.shuffle_buffer:
+        return cfg.shuffle_buffer
     files = records.find_shards(cfg.data_dir, split)[cfg.process_index::cfg.process_count]
     spec = {"comments": tf.io.VarLenFeature(tf.string)}
     counts = (tf.data.TFRecordDataset(files)
               .map(lambda raw: tf.size(tf.io.parse_single_example(raw, spec)["comments"].values))
               .batch(4096))
-    total = 0
-    for batch in counts.as_numpy_iterator():
-        total += sum(_elements_of(kind, int(n)) for n in batch)
-        if total >= cfg.shuffle_buffer:
-            return cfg.shuffle_buffer
-    logging.info("shuffle buffer %d capped at the %d %s of one epoch of %s", cfg.shuffle_buffer, total, kind, split)
+    total = sum(_elements_of(kind, int(n)) for batch in counts.as_numpy_iterator() for n in batch)
+    logging.info("shuffle buffer: the whole %s split, %d %s", split, total, kind)
     return max(total, 1)
 
 

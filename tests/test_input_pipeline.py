@@ -80,25 +80,27 @@ def test_one_training_epoch_of_pairs_covers_every_comment_once_or_twice(data):
     assert len(seen) - len(expected) == sum(len(r["comments"]) % 2 for r in recs if len(r["comments"]) >= 2)
 
 
-def test_a_buffer_larger_than_the_split_is_capped_at_one_epoch(data):
+def test_a_buffer_of_0_holds_the_whole_split(data):
     built, _, recs = data
     n_pairs = sum((len(r["comments"]) + 1) // 2 for r in recs if len(r["comments"]) >= 2)
-    huge = ip.PipelineConfig(built, batch_size=1, max_len=64, shuffle_buffer=10**9)
-    assert ip.shuffle_size(huge, "pairs") == n_pairs
-    assert ip.shuffle_size(huge, "images") == len(recs)
-    assert ip.shuffle_size(huge, "image_comment") == sum(len(r["comments"]) for r in recs)
-    assert ip.shuffle_size(ip.PipelineConfig(built, shuffle_buffer=7), "pairs") == 7
-    with pytest.raises(ValueError, match="shuffle_buffer must be at least 1"):
-        ip.shuffle_size(ip.PipelineConfig(built, shuffle_buffer=0), "pairs")
-    # Capped, the buffer fills with one epoch and then slides: the first epoch's worth of rows is drawn from
-    # the first two epochs of the unshuffled stream (whose pairings differ), shuffled. Uncapped, a buffer of
-    # 10**9 would read the repeated split until it held 10**9 pairs before its first row.
+    whole = ip.PipelineConfig(built, batch_size=1, max_len=64, shuffle_buffer=0)
+    assert ip.shuffle_size(whole, "pairs") == n_pairs
+    assert ip.shuffle_size(whole, "images") == len(recs)
+    assert ip.shuffle_size(whole, "image_comment") == sum(len(r["comments"]) for r in recs)
+    assert ip.shuffle_size(ip.PipelineConfig(built, shuffle_buffer=10**6), "pairs") == 10**6   # as given
+    with pytest.raises(ValueError, match="shuffle_buffer must be 0"):
+        ip.shuffle_size(ip.PipelineConfig(built, shuffle_buffer=-1), "pairs")
+    # The buffer fills with one epoch and then slides: the first epoch's worth of rows is drawn from the
+    # first two epochs of the unshuffled stream (whose pairings differ), shuffled; it is the stream of an
+    # explicit buffer of the split's size.
     key = lambda b: (tuple(b["s1"][0]), tuple(b["s2"][0]))  # noqa: E731
-    rows = [key(b) for b in _take(huge, "pairs", n_pairs)]
+    rows = [key(b) for b in _take(whole, "pairs", n_pairs)]
     plain = [key(b) for b in _take(ip.PipelineConfig(built, batch_size=1, max_len=64, shuffle_buffer=1),
                                    "pairs", 2 * n_pairs)]
     assert set(rows) <= set(plain) and rows != plain[:n_pairs]
     assert len(set(rows) & set(plain[:n_pairs])) > n_pairs // 2
+    sized = ip.PipelineConfig(built, batch_size=1, max_len=64, shuffle_buffer=n_pairs)
+    assert [key(b) for b in _take(sized, "pairs", n_pairs)] == rows
 
 
 def test_eval_stream_covers_the_split_once_with_a_mask(data, tiny_world):
