@@ -305,7 +305,8 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
     rng = np.random.default_rng(SUBSET_SEED)
     scored = [comments[i] for i in sorted(rng.choice(len(comments), min(max_comments, len(comments)), replace=False))]
     tokens = encode(vocab, scored, max_len)
-    n_tokens = int(np.sum(lengths_of(tokens)))
+    lengths = np.asarray(lengths_of(tokens))
+    n_tokens = int(lengths.sum())
     train_comments = split_comments(data_dir, "train")
     ngram, info_ngram, gru, info_gru = language_models(workdir, config, vocab, data_dir, gru_steps, log,
                                                        train_comments)
@@ -316,9 +317,8 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
     ngram_each = np.array([-ngram.log_prob(t) for t in tokens])
     gru_each = gru_lm_nll(gru, tokens)
     vae, ngram_nll, gru_nll = (float(np.sum(v)) / n_tokens for v in (vae_each, ngram_each, gru_each))
-    intervals = paired_intervals(vae_each, ngram_each, gru_each, np.asarray(lengths_of(tokens)), seed=config.seed)
+    intervals = paired_intervals(vae_each, ngram_each, gru_each, lengths, seed=config.seed)
     train_set, ngrams = set(train_comments), metrics.train_ngrams(train_comments)
-    lengths = np.asarray(lengths_of(tokens))
     copied = np.array([c in train_set for c in scored])
     # Where each model's likelihood comes from: the scored comments that are verbatim train comments
     # (which an n-gram LM memorises) and the rest.
