@@ -2,7 +2,7 @@ r"""A sentence VAE of real danmaku measured by likelihood, against two language 
 
   python -m ega_jax.text_score --workdir=W --split=test [--out=FILE.json]
   python -m ega_jax.text_score --workdir=W --danmaku=DIR [--out=FILE.json]
-  python -m ega_jax.text_score --workdir=W --lm_only [--gru_steps=N]
+  python -m ega_jax.text_score --workdir=W --lm_only [--gru_steps=N] [--config=configs/text_vae_real.py ...]
   python -m ega_jax.text_score --compare=A.json,B.json
 
 W is a finished sentence-VAE run on a text-only dataset (configs/text_vae_real.py). The scored
@@ -20,7 +20,7 @@ its max_len, as the models see it, and scored per token (characters and <eos>; <
   optimizer and batch on the same train comments, its step chosen on the validation split.
 Both language models are trained on first use and kept in W/text_score/ (``--lm_only`` trains them
 from W's config alone, while W's VAE is still training, on another core, and prints their validation
-numbers). The VAE's differences from
+numbers; with --config=... it trains those of a config in a W that holds no run yet). The VAE's differences from
 each (and its gap relative to the GRU LM) come with a paired bootstrap interval over the scored
 comments (paired_intervals). Then num_samples comments
 drawn from the VAE (z ~ N(0, I), each character sampled from psi_s at temperature 1; greedy decoding
@@ -51,6 +51,7 @@ import numpy as np
 import optax
 from absl import app, flags, logging
 from flax import serialization
+from ml_collections import config_flags
 
 from ega_jax import decoding, metrics, reports, runs, vae
 from ega_jax.comment_model import mc_log_prob
@@ -208,6 +209,15 @@ def gru_lm_nll(params, tokens: np.ndarray) -> np.ndarray:
 
 # ---- language models kept in the workdir ----
 
+def gru_lm_settings(config) -> dict:
+    """The config fields the GRU LM is trained from (gru_lm, train_gru_lm), kept beside it: a kept LM
+    is used only for a config that asks for the same."""
+    fields = {"text_vae": ("embed_dim", "hidden", "decoder_dropout", "packed"), "optimizer": tuple(sorted(config.optimizer.keys())),
+              "train": ("batch_size",), "input": ("max_len",)}
+    return {"seed": config.seed, **{f"{section}.{k}": config[section][k] for section, keys in fields.items()
+                                    for k in keys}}
+
+
 def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int | None = None, log=print,
                     train_comments: list[str] | None = None):
     """(n-gram LM, its info, GRU LM params, its info): loaded from W/text_score/, else trained there on
@@ -248,6 +258,15 @@ def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int |
     gru_path, gru_info = os.path.join(folder, "gru_lm.msgpack"), os.path.join(folder, "gru_lm.json")
     if os.path.exists(gru_path):
         info_gru = json.load(open(gru_info))
+        kept, wanted = info_gru.get("settings"), gru_lm_settings(config)
+        if gru_steps and gru_steps != info_gru["steps"]:
+            kept, wanted = dict(kept or {}, steps=info_gru["steps"]), dict(wanted, steps=gru_steps)
+        if kept is not None and kept != wanted:     # (LMs kept before the settings were recorded: trusted)
+            changed = sorted(k for k in set(kept) | set(wanted) if kept.get(k) != wanted.get(k))
+            raise runs.RunError(
+                f"{gru_path} was trained with other settings than asked for now ("
+                + ", ".join(f"{k}: {kept.get(k)!r} kept, {wanted.get(k)!r} asked" for k in changed)
+                + f"); delete {folder}/gru_lm.* to train it again, or use another workdir")
         template = gru_lm(config, len(vocab)).init(
             jax.random.PRNGKey(0), jnp.zeros((1, 1)), jnp.zeros((1, max_len), jnp.int32))["params"]
         with open(gru_path, "rb") as f:
@@ -257,6 +276,7 @@ def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int |
         t0 = time.time()
         gru, info_gru = train_gru_lm(config, len(vocab), tr, va, gru_steps or config.train.num_steps, log)
         info_gru["seconds"] = round(time.time() - t0, 1)
+        info_gru["settings"] = gru_lm_settings(config)
         with open(gru_path, "wb") as f:
             f.write(serialization.to_bytes(gru))
         json.dump(info_gru, open(gru_info, "w"))
@@ -376,9 +396,26 @@ def compare(a: dict, b: dict, resamples: int = BOOTSTRAP, seed: int = 0, level: 
     return out
 
 
-def lm_only(workdir: str, gru_steps: int | None = None, log=print) -> dict:
+def lm_only(workdir: str, gru_steps: int | None = None, log=print, config=None) -> dict:
     """Trains (or loads) W's two language models from W's saved config (its VAE need not be finished) and
-    returns their validation figures: what the scoring would train first, run beside the VAE's training."""
+    returns their validation figures: what the scoring would train first, run beside the VAE's training.
+
+    With config (a sentence-VAE config, --config=...), W need not hold a run: the config is saved there
+    as the run's (python -m ega_jax.main with the same config may train the VAE in W later), so a
+    decoder's settings can be chosen by its LM on validation before any VAE is trained. A W that holds
+    another config is refused."""
+    if config is not None:
+        if config.stage != "text_vae":
+            raise runs.ConfigError(f"--config is a {config.stage!r} config; --lm_only trains the language "
+                                   "models of a sentence VAE's config (configs/text_vae_real.py)")
+        config = runs.absolute_paths(config)
+        if os.path.exists(os.path.join(workdir, runs.CONFIG)):
+            saved = runs.load_config(workdir)
+            if saved.to_json_best_effort(sort_keys=True) != runs.upgrade(config).to_json_best_effort(sort_keys=True):
+                raise runs.ConfigError(f"{workdir} holds a run of another config ({runs.CONFIG}); leave out "
+                                       "--config to use it, or give a new workdir")
+        else:
+            runs.save_config(config, workdir)
     config = runs.load_config(workdir)
     vocab = load_vocab(config.data.dir)
     _, info_ngram, _, info_gru = language_models(workdir, config, vocab, config.data.dir, gru_steps, log)
@@ -429,12 +466,14 @@ def main(argv):
         return 2
     try:
         if FLAGS.lm_only:
-            r = lm_only(FLAGS.workdir, FLAGS.gru_steps or None)
+            r = lm_only(FLAGS.workdir, FLAGS.gru_steps or None, config=FLAGS.config)
             print(f"n-gram LM: order {r['ngram']['order']}, validation NLL/token by order "
                   f"{r['ngram']['valid_nll_per_token']}")
             print(f"GRU LM: step {r['gru_lm']['step']} of {r['gru_lm']['steps']} kept, validation NLL/token "
                   f"{r['gru_lm']['valid_nll_per_token']:.4f} (on at most 2,000 validation comments)")
             return 0
+        if FLAGS.config is not None:
+            raise runs.ConfigError("--config goes with --lm_only (the scoring reads W's own config)")
         config = runs.finished_config(FLAGS.workdir)
         if FLAGS.split:
             if FLAGS.split not in ("validation", "test"):
@@ -488,6 +527,10 @@ if __name__ == "__main__":
     flags.DEFINE_integer("gru_steps", 0, "Steps of the GRU LM when it is trained (0: the VAE's train.num_steps).")
     flags.DEFINE_bool("lm_only", False, "Only train (or load) the two language models of W, from W's config: "
                       "its VAE may still be training.")
+    config_flags.DEFINE_config_file(
+        "config", None, "With --lm_only: a sentence VAE's config (and --config.FIELD=VALUE overrides) whose "
+        "language models to train in W, W holding no run yet: its decoder's settings judged by its LM.",
+        lock_config=True)
     flags.DEFINE_string("compare", "", "A.json,B.json: two --out files of the same comments (two runs, two seeds): "
                         "each model's NLL per token in A minus B with a paired bootstrap interval.")
     app.run(main)

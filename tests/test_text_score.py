@@ -124,11 +124,46 @@ def test_lm_only_trains_the_language_models_of_an_unfinished_run(trained, tmp_pa
     assert text_score.lm_only(str(unfinished), log=lambda m: pytest.fail(f"trained again: {m}")) == r
 
 
+def test_lm_only_with_a_config_trains_a_decoders_language_models_before_any_vae(trained, tmp_path):
+    """--lm_only --config=... in an empty workdir: the config (with its overrides) is saved as W's and its LMs
+    are trained there; a kept LM is refused for other settings (steps, dropout), and so is a W of another config."""
+    from ega_jax import runs, text_score
+    _, root = trained
+    w = tmp_path / "lm"
+    args = [f"--workdir={w}", "--lm_only", "--gru_steps=4", "--config=configs/text_vae_real.py",
+            f"--config.data.dir={root / 'data'}", *TINY, "--config.text_vae.decoder_dropout=0.25"]
+    r = subprocess.run([sys.executable, "-m", "ega_jax.text_score", *args], capture_output=True, text=True,
+                       cwd=REPO, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "GRU LM: step" in r.stdout and "n-gram LM: order" in r.stdout, r.stdout
+    config = runs.load_config(str(w))
+    assert config.text_vae.decoder_dropout == 0.25 and config.text_vae.hidden == 24 and not runs.is_finished(str(w))
+    info = json.loads((w / "text_score" / "gru_lm.json").read_text())
+    assert info["steps"] == 4 and info["settings"] == json.loads(json.dumps(text_score.gru_lm_settings(config)))
+    # the same config again: loaded, not trained
+    assert text_score.lm_only(str(w), log=lambda m: pytest.fail(f"trained again: {m}"), config=config)["gru_lm"] == \
+        {k: v for k, v in info.items()}
+    with pytest.raises(runs.RunError, match="steps: 4 kept, 5 asked"):
+        text_score.lm_only(str(w), gru_steps=5, log=lambda *_: None)
+    other = runs.load_config(str(w))
+    other.text_vae.hidden = 32
+    with pytest.raises(runs.ConfigError, match="holds a run of another config"):
+        text_score.lm_only(str(w), config=other, log=lambda *_: None)
+    other.text_vae.hidden = 24
+    other.text_vae.decoder_dropout = 0.0
+    runs.save_config(other, str(w))          # W's config edited after its LM was trained
+    with pytest.raises(runs.RunError, match="text_vae.decoder_dropout: 0.25 kept, 0.0 asked"):
+        text_score.lm_only(str(w), log=lambda *_: None)
+    bad = subprocess.run([sys.executable, "-m", "ega_jax.text_score", f"--workdir={w}", "--split=test",
+                          "--config=configs/text_vae_real.py"], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert bad.returncode == 2 and "--config goes with --lm_only" in bad.stderr
+
+
 def test_cli_scores_a_folder_and_writes_json(trained, tmp_path, capsys):
     w, root = trained
     out = tmp_path / "score.json"
     r = subprocess.run([sys.executable, "-m", "ega_jax.text_score", f"--workdir={w}", f"--danmaku={root / 'danmaku'}",
-                        f"--out={out}", "--k=4", "--max_comments=100", "--gru_steps=20"],
+                        f"--out={out}", "--k=4", "--max_comments=100", "--gru_steps=30"],
                        capture_output=True, text=True, cwd=REPO, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "importance-weighted bound (k = 4" in r.stdout and "Kneser-Ney" in r.stdout
