@@ -305,6 +305,12 @@ def paired_intervals(vae_each, ngram_each, gru_each, lengths, resamples: int = B
                                       *metrics.percentile_interval(boot, level)]
     return out
 
+def scored_subset(comments: list[str], max_comments: int) -> list[str]:
+    """At most max_comments of comments, drawn with SUBSET_SEED (not a run's seed), in their order."""
+    rng = np.random.default_rng(SUBSET_SEED)
+    return [comments[i] for i in sorted(rng.choice(len(comments), min(max_comments, len(comments)), replace=False))]
+
+
 def sample_scores(texts, train_set, ngrams) -> dict:
     copied = np.array([t in train_set for t in texts])
     new = [t for t, c in zip(texts, copied) if not c]
@@ -322,8 +328,7 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
         raise runs.RunError(f"no comments to score in {source}")
     # The subset does not depend on the run's seed: every run of a dataset is scored on the same comments,
     # so two runs' outputs compare comment by comment (compare).
-    rng = np.random.default_rng(SUBSET_SEED)
-    scored = [comments[i] for i in sorted(rng.choice(len(comments), min(max_comments, len(comments)), replace=False))]
+    scored = scored_subset(comments, max_comments)
     tokens = encode(vocab, scored, max_len)
     lengths = np.asarray(lengths_of(tokens))
     n_tokens = int(lengths.sum())
@@ -396,9 +401,11 @@ def compare(a: dict, b: dict, resamples: int = BOOTSTRAP, seed: int = 0, level: 
     return out
 
 
-def lm_only(workdir: str, gru_steps: int | None = None, log=print, config=None) -> dict:
+def lm_only(workdir: str, gru_steps: int | None = None, log=print, config=None, max_comments: int = 3000) -> dict:
     """Trains (or loads) W's two language models from W's saved config (its VAE need not be finished) and
     returns their validation figures: what the scoring would train first, run beside the VAE's training.
+    Also both LMs on the (at most max_comments) validation comments the scoring uses, and the GRU LM minus
+    the n-gram with its paired bootstrap interval over those comments ("validation").
 
     With config (a sentence-VAE config, --config=...), W need not hold a run: the config is saved there
     as the run's (python -m ega_jax.main with the same config may train the VAE in W later), so a
@@ -418,8 +425,21 @@ def lm_only(workdir: str, gru_steps: int | None = None, log=print, config=None) 
             runs.save_config(config, workdir)
     config = runs.load_config(workdir)
     vocab = load_vocab(config.data.dir)
-    _, info_ngram, _, info_gru = language_models(workdir, config, vocab, config.data.dir, gru_steps, log)
-    return {"ngram": info_ngram, "gru_lm": info_gru}
+    ngram, info_ngram, gru, info_gru = language_models(workdir, config, vocab, config.data.dir, gru_steps, log)
+    # The two LMs on the validation comments the scoring of W's VAE uses, paired: whether the decoder's
+    # LM is below the n-gram, with the project's interval.
+    tokens = encode(vocab, scored_subset(split_comments(config.data.dir, "validation"), max_comments),
+                    config.input.max_len)
+    lengths = np.asarray(lengths_of(tokens))
+    ngram_each, gru_each = np.array([-ngram.log_prob(t) for t in tokens]), gru_lm_nll(gru, tokens)
+    draws = metrics.bootstrap_resamples(len(lengths), BOOTSTRAP, 0)
+    validation = {"comments": len(tokens), "tokens": int(lengths.sum()),
+                  "ngram_nll_per_char": float(ngram_each.sum() / lengths.sum()),
+                  "gru_lm_nll_per_char": float(gru_each.sum() / lengths.sum()),
+                  "gru_lm_minus_ngram": list(metrics.paired_ratio_difference(gru_each, lengths, ngram_each, lengths,
+                                                                             draws, 0.95)),
+                  "bootstrap": {"resamples": BOOTSTRAP, "level": 0.95, "over": "comments"}}
+    return {"ngram": info_ngram, "gru_lm": info_gru, "validation": validation}
 
 
 def table(r: dict) -> str:
@@ -466,11 +486,16 @@ def main(argv):
         return 2
     try:
         if FLAGS.lm_only:
-            r = lm_only(FLAGS.workdir, FLAGS.gru_steps or None, config=FLAGS.config)
+            r = lm_only(FLAGS.workdir, FLAGS.gru_steps or None, config=FLAGS.config, max_comments=FLAGS.max_comments)
             print(f"n-gram LM: order {r['ngram']['order']}, validation NLL/token by order "
                   f"{r['ngram']['valid_nll_per_token']}")
             print(f"GRU LM: step {r['gru_lm']['step']} of {r['gru_lm']['steps']} kept, validation NLL/token "
                   f"{r['gru_lm']['valid_nll_per_token']:.4f} (on at most 2,000 validation comments)")
+            v = r["validation"]
+            d, lo, hi = v["gru_lm_minus_ngram"]
+            print(f"on the {v['comments']} validation comments the scoring uses ({v['tokens']} tokens), NLL per "
+                  f"token: n-gram {v['ngram_nll_per_char']:.4f}, GRU LM {v['gru_lm_nll_per_char']:.4f}; GRU LM - "
+                  f"n-gram {d:+.4f} [{lo:+.4f}, {hi:+.4f}] (95% paired bootstrap interval over the comments)")
             return 0
         if FLAGS.config is not None:
             raise runs.ConfigError("--config goes with --lm_only (the scoring reads W's own config)")

@@ -122,6 +122,18 @@ def test_lm_only_trains_the_language_models_of_an_unfinished_run(trained, tmp_pa
     assert r["gru_lm"]["steps"] == 4 and r["ngram"]["valid_nll_per_token"] == {str(k): v for k, v in scores.items()}
     assert {p.name for p in (unfinished / "text_score").iterdir()} >= {"ngram.pkl", "gru_lm.msgpack", "gru_lm.json"}
     assert text_score.lm_only(str(unfinished), log=lambda m: pytest.fail(f"trained again: {m}")) == r
+    # both LMs on the validation comments the scoring uses, recomputed here from the kept models
+    ngram, _, gru, _ = text_score.language_models(str(unfinished), config, vocab, config.data.dir)
+    tokens = text_score.encode(vocab, text_score.scored_subset(text_score.split_comments(config.data.dir, "validation"),
+                                                               3000), config.input.max_len)
+    total, count = ngram.nll(tokens)
+    v = r["validation"]
+    assert v["comments"] == len(tokens) and v["tokens"] == count
+    assert v["ngram_nll_per_char"] == pytest.approx(total / count)
+    gru_nll = text_score.gru_lm_nll(gru, tokens).sum() / count
+    assert v["gru_lm_nll_per_char"] == pytest.approx(gru_nll, rel=1e-6)
+    d, lo, hi = v["gru_lm_minus_ngram"]
+    assert d == pytest.approx(gru_nll - total / count, rel=1e-6) and lo <= d <= hi
 
 
 def test_lm_only_with_a_config_trains_a_decoders_language_models_before_any_vae(trained, tmp_path):
@@ -136,6 +148,7 @@ def test_lm_only_with_a_config_trains_a_decoders_language_models_before_any_vae(
                        cwd=REPO, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "GRU LM: step" in r.stdout and "n-gram LM: order" in r.stdout, r.stdout
+    assert "validation comments the scoring uses" in r.stdout and "GRU LM - n-gram" in r.stdout, r.stdout
     config = runs.load_config(str(w))
     assert config.text_vae.decoder_dropout == 0.25 and config.text_vae.hidden == 24 and not runs.is_finished(str(w))
     info = json.loads((w / "text_score" / "gru_lm.json").read_text())
