@@ -212,8 +212,8 @@ def gru_lm_nll(params, tokens: np.ndarray) -> np.ndarray:
 def gru_lm_settings(config) -> dict:
     """The config fields the GRU LM is trained from (gru_lm, train_gru_lm), kept beside it: a kept LM
     is used only for a config that asks for the same."""
-    fields = {"text_vae": ("embed_dim", "hidden", "decoder_dropout", "packed"), "optimizer": tuple(sorted(config.optimizer.keys())),
-              "train": ("batch_size",), "input": ("max_len",)}
+    fields = {"text_vae": ("embed_dim", "hidden", "decoder_dropout", "packed"),
+              "optimizer": tuple(sorted(config.optimizer.keys())), "train": ("batch_size",), "input": ("max_len",)}
     return {"seed": config.seed, **{f"{section}.{k}": config[section][k] for section, keys in fields.items()
                                     for k in keys}}
 
@@ -304,6 +304,7 @@ def paired_intervals(vae_each, ngram_each, gru_each, lengths, resamples: int = B
     out["vae_over_gru_lm_minus_1"] = [float(np.sum(vae_each) / np.sum(gru_each) - 1),
                                       *metrics.percentile_interval(boot, level)]
     return out
+
 
 def scored_subset(comments: list[str], max_comments: int) -> list[str]:
     """At most max_comments of comments, drawn with SUBSET_SEED (not a run's seed), in their order."""
@@ -418,7 +419,8 @@ def lm_only(workdir: str, gru_steps: int | None = None, log=print, config=None, 
         config = runs.absolute_paths(config)
         if os.path.exists(os.path.join(workdir, runs.CONFIG)):
             saved = runs.load_config(workdir)
-            if saved.to_json_best_effort(sort_keys=True) != runs.upgrade(config).to_json_best_effort(sort_keys=True):
+            same = runs.upgrade(config).to_json_best_effort(sort_keys=True)
+            if saved.to_json_best_effort(sort_keys=True) != same:
                 raise runs.ConfigError(f"{workdir} holds a run of another config ({runs.CONFIG}); leave out "
                                        "--config to use it, or give a new workdir")
         else:
@@ -486,7 +488,8 @@ def main(argv):
         return 2
     try:
         if FLAGS.lm_only:
-            r = lm_only(FLAGS.workdir, FLAGS.gru_steps or None, config=FLAGS.config, max_comments=FLAGS.max_comments)
+            r = lm_only(FLAGS.workdir, FLAGS.gru_steps or None, config=FLAGS.config,
+                        max_comments=FLAGS.max_comments)
             print(f"n-gram LM: order {r['ngram']['order']}, validation NLL/token by order "
                   f"{r['ngram']['valid_nll_per_token']}")
             print(f"GRU LM: step {r['gru_lm']['step']} of {r['gru_lm']['steps']} kept, validation NLL/token "
