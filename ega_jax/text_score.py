@@ -201,6 +201,11 @@ def train_gru_lm(config, vocab_size: int, train: np.ndarray, valid: np.ndarray, 
     return best[2], {"step": best[1], "valid_nll_per_token": best[0], "steps": steps}
 
 
+def lm_nlls(ngram, gru_params, tokens: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each comment's NLL (nats) under the n-gram LM and under the GRU LM."""
+    return np.array([-ngram.log_prob(t) for t in tokens]), gru_lm_nll(gru_params, tokens)
+
+
 def gru_lm_nll(params, tokens: np.ndarray) -> np.ndarray:
     out = [np.asarray(-decoding.sequence_log_prob(params, jnp.zeros((len(t), 1)), jnp.asarray(t)))
            for t in (tokens[i:i + 512] for i in range(0, len(tokens), 512))]
@@ -258,11 +263,11 @@ def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int |
     gru_path, gru_info = os.path.join(folder, "gru_lm.msgpack"), os.path.join(folder, "gru_lm.json")
     if os.path.exists(gru_path):
         info_gru = json.load(open(gru_info))
-        kept, wanted = info_gru.get("settings"), gru_lm_settings(config)
-        if gru_steps and gru_steps != info_gru["steps"]:
-            kept, wanted = dict(kept or {}, steps=info_gru["steps"]), dict(wanted, steps=gru_steps)
-        if kept is not None and kept != wanted:     # (LMs kept before the settings were recorded: trusted)
-            changed = sorted(k for k in set(kept) | set(wanted) if kept.get(k) != wanted.get(k))
+        # LMs kept before their settings were recorded are checked on their steps alone.
+        kept = dict(info_gru.get("settings") or {}, steps=info_gru["steps"])
+        wanted = dict(gru_lm_settings(config), steps=gru_steps or info_gru["steps"])
+        changed = sorted(k for k in kept if kept[k] != wanted.get(k))
+        if changed:
             raise runs.RunError(
                 f"{gru_path} was trained with other settings than asked for now ("
                 + ", ".join(f"{k}: {kept.get(k)!r} kept, {wanted.get(k)!r} asked" for k in changed)
@@ -340,8 +345,7 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
     vae_each = vae_iw_nll(model, params, tokens, k, seed=config.seed)
     log(f"VAE bound: {time.time() - t0:.0f} s for {len(scored)} comments x {k} draws")
     rec, kl = (float(np.sum(v)) / n_tokens for v in vae_elbo_terms(model, params, tokens, seed=config.seed))
-    ngram_each = np.array([-ngram.log_prob(t) for t in tokens])
-    gru_each = gru_lm_nll(gru, tokens)
+    ngram_each, gru_each = lm_nlls(ngram, gru, tokens)
     vae, ngram_nll, gru_nll = (float(np.sum(v)) / n_tokens for v in (vae_each, ngram_each, gru_each))
     intervals = paired_intervals(vae_each, ngram_each, gru_each, lengths, seed=config.seed)
     train_set, ngrams = set(train_comments), metrics.train_ngrams(train_comments)
@@ -433,7 +437,7 @@ def lm_only(workdir: str, gru_steps: int | None = None, log=print, config=None, 
     tokens = encode(vocab, scored_subset(split_comments(config.data.dir, "validation"), max_comments),
                     config.input.max_len)
     lengths = np.asarray(lengths_of(tokens))
-    ngram_each, gru_each = np.array([-ngram.log_prob(t) for t in tokens]), gru_lm_nll(gru, tokens)
+    ngram_each, gru_each = lm_nlls(ngram, gru, tokens)
     draws = metrics.bootstrap_resamples(len(lengths), BOOTSTRAP, 0)
     validation = {"comments": len(tokens), "tokens": int(lengths.sum()),
                   "ngram_nll_per_char": float(ngram_each.sum() / lengths.sum()),
