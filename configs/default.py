@@ -92,8 +92,11 @@ def get_config() -> ml_collections.ConfigDict:
     # holds its longest comment (the same loss: only padding is cut). 0: always the full max_len.
     # packed_backends: where packing is used; on other backends (GPU, TPU) the step is the padded
     # one at full width, 1.75-2.1x the packed step on an H200/H100 (ega_jax/vae.py: text_step_layout).
+    # init_decoder: a workdir whose GRU LM (text_score's W/text_score/gru_lm.msgpack, the decoder's size)
+    # starts the sentence VAE's embedding, decoder GRU and output layer; z's weights into the decoder
+    # start at 0, so the VAE begins as that LM (ega_jax/vae.py: warm_start_decoder). "": random init.
     config.text_vae = ml_collections.ConfigDict(dict(embed_dim=128, hidden=256, latent_dim=64, semantic_weight=1.0,
                                                      word_dropout=0.0, decoder_dropout=0.0, length_bucket=8,
                                                      packed=True,
-                                                     packed_backends=("cpu",)))
+                                                     packed_backends=("cpu",), init_decoder=""))
     return config

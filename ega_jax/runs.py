@@ -22,7 +22,7 @@ import ml_collections
 CONFIG, VOCAB, FINISHED = "config.json", "vocab.json", "FINISHED.json"
 
 # Config fields that hold file-system paths; save_config writes them absolute.
-PATH_FIELDS = ("dir", "default_root", "image_vae_dir", "text_vae_dir", "real_danmaku", "danmaku_only")
+PATH_FIELDS = ("dir", "default_root", "image_vae_dir", "text_vae_dir", "real_danmaku", "danmaku_only", "init_decoder")
 
 
 class RunError(FileNotFoundError):
@@ -59,7 +59,7 @@ UPGRADES = (
                              mode_seeking=0.0)),
     ("generate", "num_per_frame", dict(candidates=1, overlap_penalty=0.0, score="latent")),
     ("text_vae", "latent_dim", dict(word_dropout=0.0, packed=False, packed_backends=("cpu",), length_bucket=0,
-                                            decoder_dropout=0.0)),
+                                            decoder_dropout=0.0, init_decoder="")),
     ("train", "batch_size", dict(data_parallel=False)),
     ("gan_train", "batch_size", dict(data_parallel=False)),
     ("optimizer", "name", dict(b1=0.9, b2=0.999, decay_steps=0)),

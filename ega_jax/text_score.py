@@ -214,6 +214,10 @@ def gru_lm_nll(params, tokens: np.ndarray) -> np.ndarray:
 
 # ---- language models kept in the workdir ----
 
+# The settings a GRU LM shares with a sentence VAE whose decoder it started (text_vae.init_decoder).
+DECODER_FIELDS = ("text_vae.embed_dim", "text_vae.hidden", "text_vae.decoder_dropout", "input.max_len")
+
+
 def gru_lm_settings(config) -> dict:
     """The config fields the GRU LM is trained from (gru_lm, train_gru_lm), kept beside it: a kept LM
     is used only for a config that asks for the same."""
@@ -226,8 +230,16 @@ def gru_lm_settings(config) -> dict:
 def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int | None = None, log=print,
                     train_comments: list[str] | None = None):
     """(n-gram LM, its info, GRU LM params, its info): loaded from W/text_score/, else trained there on
-    the train split (train_comments when the caller has read it already) and chosen on validation."""
-    folder = os.path.join(workdir, "text_score")
+    the train split (train_comments when the caller has read it already) and chosen on validation.
+
+    A sentence VAE started from a GRU LM (text_vae.init_decoder=L) is compared with that LM, the one it
+    started from: both LMs are loaded from L/text_score/ (never trained here), and the LM is checked on
+    the decoder's sizes, dropout and max_len only (the VAE's optimizer, steps and seed are its own)."""
+    init = config.text_vae.get("init_decoder", "")
+    folder = os.path.join(init or workdir, "text_score")
+    if init and not os.path.exists(os.path.join(folder, "gru_lm.msgpack")):
+        raise runs.RunError(f"{workdir}'s sentence VAE started from the GRU LM in {folder}, which is gone; "
+                            "text_score compares the VAE with that LM")
     os.makedirs(folder, exist_ok=True)
     max_len = config.input.max_len
     train = valid = None
@@ -266,6 +278,8 @@ def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int |
         # LMs kept before their settings were recorded are checked on their steps alone.
         kept = dict(info_gru.get("settings") or {}, steps=info_gru["steps"])
         wanted = dict(gru_lm_settings(config), steps=gru_steps or info_gru["steps"])
+        if init:
+            kept = {k: v for k, v in kept.items() if k in DECODER_FIELDS or k == "steps"}
         changed = sorted(k for k in kept if kept[k] != wanted.get(k))
         if changed:
             raise runs.RunError(
@@ -368,7 +382,9 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
     return {"source": source, "workdir": workdir, "comments": len(scored), "tokens": n_tokens, "k": k,
             "vae_nll_per_char": vae, "vae_rec_per_char": rec, "vae_kl_per_char": kl,
             "ngram_nll_per_char": ngram_nll, "gru_lm_nll_per_char": gru_nll,
-            "ngram_order": info_ngram["order"], "ngram": info_ngram, "gru_lm": info_gru, **intervals,
+            "ngram_order": info_ngram["order"], "ngram": info_ngram,
+            # The LM the VAE's decoder started from (text_vae.init_decoder), or "" (trained apart from it).
+            "gru_lm": dict(info_gru, vae_started_from_it=config.text_vae.get("init_decoder", "")), **intervals,
             "by_copy": by_copy,
             "samples": num_samples, **s, **{f"human_{key}": v for key, v in h.items()},
             **{f"greedy_{key}": v for key, v in g.items()}, "first_greedy_samples": greedy[:20],
@@ -458,6 +474,8 @@ def table(r: dict) -> str:
         f"  character {r['ngram_order']}-gram LM, interpolated Kneser-Ney                {f(r['ngram_nll_per_char'])}",
         f"  GRU LM of the decoder's size (step {r['gru_lm']['step']} of {r['gru_lm']['steps']})"
         f"{' ' * 14}{f(r['gru_lm_nll_per_char'])}",
+        *([f"    the VAE's decoder started from this LM (text_vae.init_decoder={r['gru_lm']['vae_started_from_it']})"]
+          if r["gru_lm"].get("vae_started_from_it") else []),
         f"  paired differences, [{100 * r['bootstrap']['level']:.0f}% bootstrap interval over the "
         f"{r['comments']} comments, {r['bootstrap']['resamples']} resamples]:",
         f"    VAE - n-gram {f(r['vae_minus_ngram'][0])} [{f(r['vae_minus_ngram'][1])}, {f(r['vae_minus_ngram'][2])}]"

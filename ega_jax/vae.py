@@ -17,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from flax import serialization
 from PIL import Image
 
 from ega_jax import decoding, losses, metrics, reports, runs
@@ -24,6 +25,7 @@ from ega_jax.data import records
 from ega_jax.runs import ConfigError
 from ega_jax.data.resize import resize_frames
 from ega_jax.data.vocab import PAD, CharVocab, load_vocab
+from ega_jax.models.baselines import ConditionalDecoder
 from ega_jax.models.image_vae import ImageVAE
 from ega_jax.models.latent import reparameterize
 from ega_jax.models.text_vae import TextVAE, lengths_of
@@ -107,10 +109,65 @@ def finalize_latent_eval(sums):
 # Sentence VAE steps
 
 
-def init_text_state(model: TextVAE, tx, rng, max_len: int) -> TrainState:
+def init_text_state(model: TextVAE, tx, rng, max_len: int, init_decoder: Any = None) -> TrainState:
+    """A fresh sentence-VAE state; with init_decoder (a GRU LM's parameters, load_decoder_lm) its
+    embedding, decoder GRU and output layer start as that LM's (warm_start_decoder)."""
     tokens = jnp.zeros((1, max_len), jnp.int32)
-    variables = model.init(rng, tokens, rng)
-    return TrainState.create(apply_fn=model.apply, params=variables["params"], tx=tx)
+    params = model.init(rng, tokens, rng)["params"]
+    if init_decoder is not None:
+        params = warm_start_decoder(params, init_decoder)
+    return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
+
+
+def lm_path(workdir: str) -> str:
+    """Where text_score keeps a workdir's GRU LM."""
+    return os.path.join(workdir, "text_score", "gru_lm.msgpack")
+
+
+def load_decoder_lm(workdir: str, model: TextVAE, max_len: int, data_dir: str):
+    """The GRU LM text_score trained in workdir (W/text_score/gru_lm.msgpack; ``text_score --lm_only``)
+    for text_vae.init_decoder: refused, naming the file, when it is missing, was trained on another
+    dataset (its vocabulary's characters would be other characters) or is not of this decoder's size."""
+    path = lm_path(workdir)
+    if not os.path.exists(path):
+        raise runs.RunError(f"text_vae.init_decoder: {path} does not exist; train the GRU LM first with "
+                            f"python -m ega_jax.text_score --workdir={workdir} --lm_only --config=<this config>")
+    lm_data = os.path.realpath(runs.load_config(workdir).data.dir)
+    if lm_data != os.path.realpath(data_dir):
+        raise ConfigError(f"text_vae.init_decoder: {path} was trained on the dataset {lm_data}, not on this "
+                          f"run's {os.path.realpath(data_dir)}")
+    lm = ConditionalDecoder(model.vocab_size, model.embed_dim, model.hidden, dropout=model.decoder_dropout)
+    template = lm.init(jax.random.PRNGKey(0), jnp.zeros((1, 1)), jnp.zeros((1, max_len), jnp.int32))["params"]
+    with open(path, "rb") as f:
+        try:
+            params = serialization.from_bytes(template, f.read())
+        except (ValueError, KeyError, TypeError) as e:
+            raise ConfigError(f"text_vae.init_decoder: {path} is not a GRU LM's parameters: {e}") from None
+    want = jax.tree_util.tree_map(jnp.shape, template)
+    got = jax.tree_util.tree_map(jnp.shape, params)
+    if want != got:
+        raise ConfigError(f"text_vae.init_decoder: {path} is not a GRU LM of this decoder's size (vocabulary "
+                          f"{model.vocab_size}, embedding {model.embed_dim}, GRU {model.hidden})")
+    return params
+
+
+def warm_start_decoder(vae_params, lm_params):
+    """The sentence VAE's parameters with the shared embedding, the decoder's GRU, initial-state bias and
+    output layer taken from a GRU LM of the decoder's size (text_score.gru_lm: the same decoder with a
+    constant zero in place of z), and z's weights into the decoder (its rows of the GRU's input kernels,
+    the initial state's kernel) set to 0: the VAE's decoder then gives the LM's probabilities whatever z
+    is, until training teaches it to use z. The encoder keeps its own initialisation."""
+    dec, lm = vae_params["decoder"], lm_params["decoder"]
+    E = lm_params["embed"]["embedding"].shape[1]
+    new_dec = {"init": {"kernel": jnp.zeros_like(dec["init"]["kernel"]), "bias": lm["init"]["bias"]},
+               "out": lm["out"], "gru_cell": {}}
+    for name, leaf in dec["gru_cell"].items():
+        if name in ("ir", "iz", "in"):       # rows: [x_t (E), z (latent)]; the LM's one context row meets a 0
+            kernel = jnp.concatenate([lm["gru_cell"][name]["kernel"][:E], jnp.zeros_like(leaf["kernel"][E:])])
+            new_dec["gru_cell"][name] = {"kernel": kernel, "bias": lm["gru_cell"][name]["bias"]}
+        else:
+            new_dec["gru_cell"][name] = lm["gru_cell"][name]
+    return {**vae_params, "embed": lm_params["embed"], "decoder": new_dec}
 
 
 def _text_losses(apply_fn, params, s1, s2, rng, kl, semantic_weight, train=True, packed=False, mean_bound=None):
@@ -286,6 +343,8 @@ def text_vae_task(config, data_dir: str) -> Task:
     model = text_model_from(config.text_vae, len(vocab))
     tx = make_optimizer(config.optimizer)
     max_len = config.input.max_len
+    # Loaded (and checked) before training starts; used only where there is no checkpoint to resume.
+    lm = load_decoder_lm(config.text_vae.init_decoder, model, max_len, data_dir) if config.text_vae.init_decoder else None
     held_out = records.eval_split(data_dir)
     test = records.read_split(data_dir, held_out)
     rng = np.random.default_rng(config.seed)
@@ -300,7 +359,7 @@ def text_vae_task(config, data_dir: str) -> Task:
     kw = dict(kl=config.kl, semantic_weight=config.text_vae.semantic_weight)
     return Task(
         name="text_vae",
-        init_state=lambda rng: init_text_state(model, tx, rng, max_len),
+        init_state=lambda rng: init_text_state(model, tx, rng, max_len, lm),
         train_step=functools.partial(text_train_step, **text_step_layout(config.text_vae, jax.default_backend()),
                                      **kw),
         train_batches=lambda start: ip.dataset(pcfg, "pairs", vocab=vocab).skip(start).as_numpy_iterator(),

@@ -172,6 +172,64 @@ def test_lm_only_with_a_config_trains_a_decoders_language_models_before_any_vae(
     assert bad.returncode == 2 and "--config goes with --lm_only" in bad.stderr
 
 
+def test_a_vae_started_from_a_gru_lm_is_that_lm_at_first_and_is_scored_against_it(trained, tmp_path):
+    """text_vae.init_decoder=L: the sentence VAE starts with L's GRU LM as its decoder (z's weights into it at 0),
+    so before training its decoder gives the LM's NLL for every z; text_score compares such a run with that
+    LM, loaded from L. Refused, with the file named: no LM in L, an LM of another size, an LM of another
+    dataset, an L whose LM is gone when the run is scored."""
+    import shutil
+    import jax
+    import jax.numpy as jnp
+    from ega_jax import decoding, runs, text_score, train, vae
+    w0, root = trained
+    lm_dir = tmp_path / "lm"
+    config = runs.load_config(str(w0))
+    text_score.lm_only(str(lm_dir), gru_steps=20, config=config, log=lambda *_: None)
+    vocab = text_score.load_vocab(config.data.dir)
+    model = vae.text_model_from(config.text_vae, len(vocab))
+    lm = vae.load_decoder_lm(str(lm_dir), model, config.input.max_len, config.data.dir)
+    config.text_vae.init_decoder = str(lm_dir)
+    task = vae.text_vae_task(config, config.data.dir)       # what the main job starts from
+    state = task.init_state(jax.random.PRNGKey(3))
+    tokens = text_score.encode(vocab, text_score.split_comments(config.data.dir, "validation")[:40], config.input.max_len)
+    want = text_score.gru_lm_nll(lm, tokens)
+    for seed in (0, 1):    # any z: the decoder ignores it until trained
+        z = 3 * jax.random.normal(jax.random.PRNGKey(seed), (len(tokens), config.text_vae.latent_dim))
+        got = -decoding.sequence_log_prob(state.params, z, jnp.asarray(tokens))
+        np.testing.assert_allclose(np.asarray(got), want, rtol=2e-5)
+    # its encoder is its own (a fresh one), the rest of the decoder is the LM's
+    fresh = vae.init_text_state(model, train.make_optimizer(config.optimizer), jax.random.PRNGKey(3), config.input.max_len)
+    assert jax.tree_util.tree_all(jax.tree_util.tree_map(np.array_equal, state.params["encoder"], fresh.params["encoder"]))
+    assert np.array_equal(state.params["decoder"]["out"]["kernel"], lm["decoder"]["out"]["kernel"])
+    assert not np.allclose(np.asarray(-decoding.sequence_log_prob(fresh.params, z, jnp.asarray(tokens))), want, rtol=1e-2)
+
+    # a finished run that says it started from L is scored against L's LMs (nothing trained in W)
+    w = tmp_path / "vae"
+    shutil.copytree(w0, w, ignore=shutil.ignore_patterns("text_score"))
+    runs.save_config(config, str(w))
+    comments = text_score.split_comments(config.data.dir, "test")
+    s = text_score.score(str(w), comments, "test", k=4, max_comments=60, num_samples=10,
+                         log=lambda m: pytest.fail(f"trained an LM: {m}") if "LM" in m else None)
+    assert s["gru_lm"]["vae_started_from_it"] == str(lm_dir) and s["gru_lm"]["steps"] == 20
+    assert not (w / "text_score" / "gru_lm.msgpack").exists()
+    assert s["gru_lm_nll_per_char"] == pytest.approx(text_score.gru_lm_nll(lm, text_score.encode(
+        vocab, text_score.scored_subset(comments, 60), config.input.max_len)).sum() / s["tokens"], rel=1e-6)
+    assert "started from this LM" in text_score.table(s)
+
+    # refusals, each naming the file
+    sizes = config.text_vae.copy_and_resolve_references()
+    sizes.hidden = 32
+    with pytest.raises(runs.ConfigError, match=r"gru_lm.msgpack is not a GRU LM of this decoder's size.*GRU 32"):
+        vae.load_decoder_lm(str(lm_dir), vae.text_model_from(sizes, len(vocab)), config.input.max_len, config.data.dir)
+    with pytest.raises(runs.RunError, match=r"empty/text_score/gru_lm.msgpack does not exist"):
+        vae.load_decoder_lm(str(tmp_path / "empty"), model, config.input.max_len, config.data.dir)
+    with pytest.raises(runs.ConfigError, match=r"gru_lm.msgpack was trained on the dataset"):
+        vae.load_decoder_lm(str(lm_dir), model, config.input.max_len, str(tmp_path))
+    shutil.rmtree(lm_dir / "text_score")
+    with pytest.raises(runs.RunError, match=r"started from the GRU LM in .*lm/text_score, which is gone"):
+        text_score.score(str(w), comments, "test", k=4, max_comments=60, num_samples=10, log=lambda *_: None)
+
+
 def test_cli_scores_a_folder_and_writes_json(trained, tmp_path, capsys):
     w, root = trained
     out = tmp_path / "score.json"
