@@ -237,7 +237,7 @@ def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int |
     the decoder's sizes, dropout and max_len only (the VAE's optimizer, steps and seed are its own)."""
     init = config.text_vae.get("init_decoder", "")
     folder = os.path.join(init or workdir, "text_score")
-    if init and not os.path.exists(os.path.join(folder, "gru_lm.msgpack")):
+    if init and not os.path.exists(vae.lm_path(init)):
         raise runs.RunError(f"{workdir}'s sentence VAE started from the GRU LM in {folder}, which is gone; "
                             "text_score compares the VAE with that LM")
     os.makedirs(folder, exist_ok=True)
