@@ -286,8 +286,7 @@ def language_models(workdir: str, config, vocab, data_dir: str, gru_steps: int |
                 f"{gru_path} was trained with other settings than asked for now ("
                 + ", ".join(f"{k}: {kept.get(k)!r} kept, {wanted.get(k)!r} asked" for k in changed)
                 + f"); delete {folder}/gru_lm.* to train it again, or use another workdir")
-        template = gru_lm(config, len(vocab)).init(
-            jax.random.PRNGKey(0), jnp.zeros((1, 1)), jnp.zeros((1, max_len), jnp.int32))["params"]
+        template = vae.lm_template(gru_lm(config, len(vocab)), max_len)
         with open(gru_path, "rb") as f:
             gru = serialization.from_bytes(template, f.read())
     else:

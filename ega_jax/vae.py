@@ -124,6 +124,12 @@ def lm_path(workdir: str) -> str:
     return os.path.join(workdir, "text_score", "gru_lm.msgpack")
 
 
+def lm_template(lm: ConditionalDecoder, max_len: int):
+    """The parameter tree of a GRU LM (the decoder with a constant zero for z; text_score.gru_lm) that a
+    kept gru_lm.msgpack is read into: text_score's scoring and text_vae.init_decoder both load it so."""
+    return lm.init(jax.random.PRNGKey(0), jnp.zeros((1, 1)), jnp.zeros((1, max_len), jnp.int32))["params"]
+
+
 def load_decoder_lm(workdir: str, model: TextVAE, max_len: int, data_dir: str):
     """The GRU LM text_score trained in workdir (W/text_score/gru_lm.msgpack; ``text_score --lm_only``)
     for text_vae.init_decoder: refused, naming the file, when it is missing, was trained on another
@@ -136,8 +142,8 @@ def load_decoder_lm(workdir: str, model: TextVAE, max_len: int, data_dir: str):
     if lm_data != os.path.realpath(data_dir):
         raise ConfigError(f"text_vae.init_decoder: {path} was trained on the dataset {lm_data}, not on this "
                           f"run's {os.path.realpath(data_dir)}")
-    lm = ConditionalDecoder(model.vocab_size, model.embed_dim, model.hidden, dropout=model.decoder_dropout)
-    template = lm.init(jax.random.PRNGKey(0), jnp.zeros((1, 1)), jnp.zeros((1, max_len), jnp.int32))["params"]
+    template = lm_template(ConditionalDecoder(model.vocab_size, model.embed_dim, model.hidden,
+                                              dropout=model.decoder_dropout), max_len)
     with open(path, "rb") as f:
         try:
             params = serialization.from_bytes(template, f.read())

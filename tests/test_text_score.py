@@ -97,7 +97,8 @@ def test_scores_and_their_relations(trained):
     every = text_score.encode(vocab, comments, config.input.max_len)
     ngram, info, gru, gru_info = text_score.language_models(str(w), config, vocab, config.data.dir,
                                                             log=lambda m: pytest.fail(f"trained again: {m}"))
-    assert info["order"] == r["ngram_order"] and gru_info == r["gru_lm"]
+    # This VAE started fresh (no text_vae.init_decoder), so the report says its LM is not where it started.
+    assert info["order"] == r["ngram_order"] and r["gru_lm"] == dict(gru_info, vae_started_from_it="")
     assert ngram.nll(every)[0] / r["tokens"] == pytest.approx(r["ngram_nll_per_char"])
     assert text_score.gru_lm_nll(gru, every).sum() / r["tokens"] == pytest.approx(r["gru_lm_nll_per_char"], rel=1e-5)
 
