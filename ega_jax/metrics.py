@@ -328,6 +328,28 @@ def bootstrap_ratios(num, den, draws: np.ndarray) -> np.ndarray:
         return np.where(d > 0, n / np.where(d > 0, d, 1), np.nan)
 
 
+def group_bootstrap_weights(groups: Sequence, resamples: int = 1000, seed: int = 0) -> np.ndarray:
+    """(resamples, n) weights of n items for a bootstrap over their GROUPS (e.g. the videos comments come
+    from): each resample draws as many groups as there are, with replacement, and weights every item by
+    how often its group was drawn. Items of one group are not independent (one video's comments share its
+    content); resampling whole groups keeps that, where bootstrap_resamples would treat them as so many
+    independent draws and give intervals too narrow."""
+    _, which = np.unique(np.asarray(groups, dtype=object).astype(str), return_inverse=True)
+    n_groups = int(which.max()) + 1 if len(which) else 0
+    rng = np.random.default_rng(seed)
+    counts = np.stack([np.bincount(rng.integers(n_groups, size=n_groups), minlength=n_groups)
+                       for _ in range(resamples)]) if n_groups else np.zeros((resamples, 0), int)
+    return counts[:, which].astype(float)
+
+
+def weighted_ratios(num, den, weights: np.ndarray) -> np.ndarray:
+    """sum(w * num) / sum(w * den) for every row of weights (group_bootstrap_weights); nan where a row has
+    no denominator."""
+    n, d = weights @ np.asarray(num, float), weights @ np.asarray(den, float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(d > 0, n / np.where(d > 0, d, 1), np.nan)
+
+
 def percentile_interval(boot: np.ndarray, level: float = 0.95) -> tuple[float, float]:
     """The percentile interval of bootstrap values, nan ones left out ((nan, nan) when none is left)."""
     boot = np.asarray(boot, float)

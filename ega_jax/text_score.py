@@ -4,6 +4,7 @@ r"""A sentence VAE of real danmaku measured by likelihood, against two language 
   python -m ega_jax.text_score --workdir=W --danmaku=DIR [--out=FILE.json]
   python -m ega_jax.text_score --workdir=W --lm_only [--gru_steps=N] [--config=configs/text_vae_real.py ...]
   python -m ega_jax.text_score --compare=A.json,B.json
+  python -m ega_jax.text_score --intervals=FILE.json [--out=FILE2.json]
 
 W is a finished sentence-VAE run on a text-only dataset (configs/text_vae_real.py). The scored
 comments are a split of W's dataset (whole files the VAE never trained on) or every danmaku file
@@ -22,7 +23,8 @@ Both language models are trained on first use and kept in W/text_score/ (``--lm_
 from W's config alone, while W's VAE is still training, on another core, and prints their validation
 numbers; with --config=... it trains those of a config in a W that holds no run yet). The VAE's differences from
 each (and its gap relative to the GRU LM) come with a paired bootstrap interval over the scored
-comments (paired_intervals). Then num_samples comments
+comments and one over their videos (paired_intervals: a split holds a handful of videos, and comments
+of one video are not independent draws). Then num_samples comments
 drawn from the VAE (z ~ N(0, I), each character sampled from psi_s at temperature 1; greedy decoding
 of the same z beside them) are compared with as many of the scored (human) comments: the
 share that copy a train comment verbatim, the share that are distinct, and the fluency (the paper's
@@ -31,7 +33,8 @@ copy maximises) of those that are not copies.
 
 The scored subset (at most max_comments) is drawn with a fixed seed, so every run of one dataset is
 scored on the same comments; --out keeps each comment's NLL under each model ("each"), and
---compare=A.json,B.json gives the paired difference of two such scorings (two runs, two seeds).
+--compare=A.json,B.json gives the paired difference of two such scorings (two runs, two seeds);
+--intervals=FILE.json prints a kept scoring's table again with both intervals (no model run).
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ import json
 import math
 import os
 import pickle
+import re
 import sys
 import time
 
@@ -67,18 +71,35 @@ NGRAM_ORDERS = (2, 3, 4, 5)
 
 
 def split_comments(data_dir: str, split: str) -> list[str]:
-    return [c for r in records.read_split(data_dir, split) for c in r["comments"]]
+    return split_comments_and_videos(data_dir, split)[0]
+
+
+def split_comments_and_videos(data_dir: str, split: str) -> tuple[list[str], list[str]]:
+    """Every comment of a split, in order, and the video (the danmaku file) each comes from."""
+    comments, videos = [], []
+    for r in records.read_split(data_dir, split):
+        comments += r["comments"]
+        videos += [r["video_id"]] * len(r["comments"])
+    return comments, videos
 
 
 def folder_comments(folder: str) -> list[str]:
-    """Every kept comment of every danmaku file below folder; unreadable files are reported and skipped."""
-    out = []
+    return folder_comments_and_files(folder)[0]
+
+
+def folder_comments_and_files(folder: str) -> tuple[list[str], list[str]]:
+    """Every kept comment of every danmaku file below folder, and the file (a video) each comes from;
+    unreadable files are reported and skipped."""
+    out, files = [], []
     for name, source in danmaku.walk_sources(folder).items():
         try:
-            out += [c.text for c in danmaku.read(source).comments]
+            texts = [c.text for c in danmaku.read(source).comments]
         except danmaku.DanmakuFormatError as e:
             print(f"SKIPPED {e}")
-    return out
+            continue
+        out += texts
+        files += [name] * len(texts)
+    return out, files
 
 
 def encode(vocab, texts, max_len: int) -> np.ndarray:
@@ -308,26 +329,47 @@ SUBSET_SEED = 0
 
 
 def paired_intervals(vae_each, ngram_each, gru_each, lengths, resamples: int = BOOTSTRAP, seed: int = 0,
-                     level: float = 0.95) -> dict:
+                     level: float = 0.95, videos=None) -> dict:
     """The VAE against each language model on the same comments, per token: the difference VAE - n-gram
     and VAE - GRU LM (nats) and the relative gap VAE / GRU LM - 1, each with its PAIRED percentile
     bootstrap interval over the scored comments (every resample takes the same comments for all three
-    models, so what a comment costs every model cancels). Inputs: per-comment NLLs (nats) and tokens."""
+    models, so what a comment costs every model cancels). Inputs: per-comment NLLs (nats) and tokens.
+
+    With videos (each comment's video, or file), the same differences also get a paired interval over
+    the VIDEOS ("by_video": every resample draws whole videos, the same for all three models). Comments of
+    one video are not independent draws, and a split holds a handful of videos: the interval over the
+    comments says how sure the figure is for these videos, the one over the videos how sure it is for
+    other videos like them, which is what a test split stands for. It is the wider one."""
+    lengths = np.asarray(lengths, float)
+    each = [np.asarray(v, float) for v in (vae_each, ngram_each, gru_each)]
+
+    def differences(ratios):                    # ratios(num, den): that ratio on every resample
+        vae, ngram, gru = (ratios(v, lengths) for v in each)
+        total = [v.sum() / lengths.sum() for v in each]
+        return {"vae_minus_ngram": [float(total[0] - total[1]), *metrics.percentile_interval(vae - ngram, level)],
+                "vae_minus_gru_lm": [float(total[0] - total[2]), *metrics.percentile_interval(vae - gru, level)],
+                "vae_over_gru_lm_minus_1": [float(each[0].sum() / each[2].sum() - 1),
+                                            *metrics.percentile_interval(vae / gru - 1, level)]}
+
     draws = metrics.bootstrap_resamples(len(lengths), resamples, seed)
-    out = {"bootstrap": {"resamples": resamples, "level": level, "over": "comments"}}
-    for name, other in (("ngram", ngram_each), ("gru_lm", gru_each)):
-        out[f"vae_minus_{name}"] = list(metrics.paired_ratio_difference(vae_each, lengths, other, lengths, draws,
-                                                                        level))
-    boot = metrics.bootstrap_ratios(vae_each, lengths, draws) / metrics.bootstrap_ratios(gru_each, lengths, draws) - 1
-    out["vae_over_gru_lm_minus_1"] = [float(np.sum(vae_each) / np.sum(gru_each) - 1),
-                                      *metrics.percentile_interval(boot, level)]
+    out = {"bootstrap": {"resamples": resamples, "level": level, "over": "comments"},
+           **differences(lambda num, den: metrics.bootstrap_ratios(num, den, draws))}
+    if videos is not None:
+        weights = metrics.group_bootstrap_weights(videos, resamples, seed)
+        out["by_video"] = {"bootstrap": {"resamples": resamples, "level": level, "over": "videos",
+                                         "videos": len(set(map(str, videos)))},
+                           **differences(lambda num, den: metrics.weighted_ratios(num, den, weights))}
     return out
 
 
 def scored_subset(comments: list[str], max_comments: int) -> list[str]:
     """At most max_comments of comments, drawn with SUBSET_SEED (not a run's seed), in their order."""
+    return [comments[i] for i in scored_indices(len(comments), max_comments)]
+
+
+def scored_indices(n: int, max_comments: int) -> list[int]:
     rng = np.random.default_rng(SUBSET_SEED)
-    return [comments[i] for i in sorted(rng.choice(len(comments), min(max_comments, len(comments)), replace=False))]
+    return sorted(rng.choice(n, min(max_comments, n), replace=False))
 
 
 def sample_scores(texts, train_set, ngrams) -> dict:
@@ -339,7 +381,9 @@ def sample_scores(texts, train_set, ngrams) -> dict:
 
 
 def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comments: int = 3000,
-          num_samples: int = 1000, gru_steps: int | None = None, log=print) -> dict:
+          num_samples: int = 1000, gru_steps: int | None = None, log=print, videos: list[str] | None = None) -> dict:
+    """The scoring above of comments (from source); videos, when given, names each comment's video (or file)
+    and adds the paired intervals over the videos (paired_intervals: "by_video")."""
     config, vocab, model, params = load_text_vae(workdir)
     data_dir = config.data.dir
     max_len = config.input.max_len
@@ -347,7 +391,8 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
         raise runs.RunError(f"no comments to score in {source}")
     # The subset does not depend on the run's seed: every run of a dataset is scored on the same comments,
     # so two runs' outputs compare comment by comment (compare).
-    scored = scored_subset(comments, max_comments)
+    chosen = scored_indices(len(comments), max_comments)
+    scored = [comments[i] for i in chosen]
     tokens = encode(vocab, scored, max_len)
     lengths = np.asarray(lengths_of(tokens))
     n_tokens = int(lengths.sum())
@@ -360,7 +405,8 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
     rec, kl = (float(np.sum(v)) / n_tokens for v in vae_elbo_terms(model, params, tokens, seed=config.seed))
     ngram_each, gru_each = lm_nlls(ngram, gru, tokens)
     vae, ngram_nll, gru_nll = (float(np.sum(v)) / n_tokens for v in (vae_each, ngram_each, gru_each))
-    intervals = paired_intervals(vae_each, ngram_each, gru_each, lengths, seed=config.seed)
+    intervals = paired_intervals(vae_each, ngram_each, gru_each, lengths, seed=config.seed,
+                                 videos=None if videos is None else [videos[i] for i in chosen])
     train_set, ngrams = set(train_comments), metrics.train_ngrams(train_comments)
     copied = np.array([c in train_set for c in scored])
     # Where each model's likelihood comes from: the scored comments that are verbatim train comments
@@ -390,6 +436,7 @@ def score(workdir: str, comments: list[str], source: str, k: int = 64, max_comme
             "human_comments": len(humans), "train_comments": len(train_comments), "vocab_size": len(vocab),
             "first_samples": samples[:20],
             "each": {"comments_sha256": comments_digest(scored), "tokens": lengths.tolist(),
+                     **({} if videos is None else {"videos": [videos[i] for i in chosen]}),
                      **{name: [round(float(x), 5) for x in v]
                         for name, v in (("vae", vae_each), ("ngram", ngram_each), ("gru_lm", gru_each))}}}
 
@@ -418,6 +465,14 @@ def compare(a: dict, b: dict, resamples: int = BOOTSTRAP, seed: int = 0, level: 
     for name in ("vae", "ngram", "gru_lm"):
         out[f"{name}_a_minus_b"] = list(metrics.paired_ratio_difference(
             np.asarray(ea[name]), lengths, np.asarray(eb[name]), lengths, draws, level))
+    if ea.get("videos"):                # the same over the videos (paired_intervals says why)
+        weights = metrics.group_bootstrap_weights(ea["videos"], resamples, seed)
+        out["by_video"] = {"videos": len(set(ea["videos"]))}
+        for name in ("vae", "ngram", "gru_lm"):
+            a_, b_ = np.asarray(ea[name], float), np.asarray(eb[name], float)
+            boot = metrics.weighted_ratios(a_, lengths, weights) - metrics.weighted_ratios(b_, lengths, weights)
+            out["by_video"][f"{name}_a_minus_b"] = [out[f"{name}_a_minus_b"][0],
+                                                    *metrics.percentile_interval(boot, level)]
     return out
 
 
@@ -481,6 +536,7 @@ def table(r: dict) -> str:
         f"   VAE - GRU LM {f(r['vae_minus_gru_lm'][0])} [{f(r['vae_minus_gru_lm'][1])}, "
         f"{f(r['vae_minus_gru_lm'][2])}]   VAE / GRU LM - 1 {100 * r['vae_over_gru_lm_minus_1'][0]:+.1f}% "
         f"[{100 * r['vae_over_gru_lm_minus_1'][1]:+.1f}%, {100 * r['vae_over_gru_lm_minus_1'][2]:+.1f}%]",
+        *([video_line(r["by_video"])] if "by_video" in r else []),
         *[f"  the {g['comments']} scored comments that {'copy a train comment' if name == 'copies' else 'are new'} "
           f"({g['tokens']} tokens): VAE {f(g['vae_nll_per_char'])}, n-gram {f(g['ngram_nll_per_char'])}, "
           f"GRU LM {f(g['gru_lm_nll_per_char'])}" for name, g in r["by_copy"].items()],
@@ -495,6 +551,38 @@ def table(r: dict) -> str:
         "n-grams seen in the train comments, computed on the comments that are not copies)"])
 
 
+def video_line(v: dict) -> str:
+    """The paired differences with their intervals over the videos (paired_intervals' "by_video")."""
+    i = lambda x, pct=False: (f"{100 * x[0]:+.1f}% [{100 * x[1]:+.1f}%, {100 * x[2]:+.1f}%]" if pct
+                              else f"{x[0]:.3f} [{x[1]:.3f}, {x[2]:.3f}]")
+    return (f"  the same, [{100 * v['bootstrap']['level']:.0f}% interval over the {v['bootstrap']['videos']} videos "
+            f"(whole videos resampled; {v['bootstrap']['resamples']} resamples)]:\n"
+            f"    VAE - n-gram {i(v['vae_minus_ngram'])}   VAE - GRU LM {i(v['vae_minus_gru_lm'])}   "
+            f"VAE / GRU LM - 1 {i(v['vae_over_gru_lm_minus_1'], True)}")
+
+
+def intervals_of(r: dict) -> dict:
+    """A kept scoring (--out) with its paired intervals computed again from its per-comment NLLs: over the
+    comments and over the videos. The videos are the file's own ("each": "videos"), or, for a scoring of a
+    split written before it kept them, read again from that split (checked to be the comments scored)."""
+    each = r.get("each")
+    if not each:
+        raise runs.RunError("a scoring without per-comment NLLs ('each'): score it again with this version")
+    videos = each.get("videos")
+    if videos is None:
+        m = re.fullmatch(r"the (validation|test) split of (.+)", r.get("source", ""))
+        if not m:
+            raise runs.RunError(f"the scoring of {r.get('source')!r} kept no videos: score it again with this version")
+        comments, all_videos = split_comments_and_videos(m.group(2), m.group(1))
+        chosen = scored_indices(len(comments), r["comments"])
+        if comments_digest([comments[i] for i in chosen]) != each["comments_sha256"]:
+            raise runs.RunError(f"{m.group(2)}'s {m.group(1)} split no longer holds the comments this file scored")
+        videos = [all_videos[i] for i in chosen]
+    seed = runs.load_config(r["workdir"]).seed if r.get("workdir") and os.path.isdir(r["workdir"]) else 0
+    return dict(r, **paired_intervals(each["vae"], each["ngram"], each["gru_lm"], each["tokens"], seed=seed,
+                                      videos=videos))
+
+
 def main(argv):
     FLAGS = flags.FLAGS
     if len(argv) > 1:
@@ -503,6 +591,18 @@ def main(argv):
         logging.set_verbosity(logging.WARNING)       # orbax logs every checkpoint read at INFO
     if FLAGS.compare:
         return main_compare(FLAGS.compare)
+    if FLAGS.intervals:
+        try:
+            with open(FLAGS.intervals, encoding="utf-8") as fh:
+                r = intervals_of(json.load(fh))
+        except (runs.RunError, FileNotFoundError, json.JSONDecodeError) as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        print(table(r))
+        if FLAGS.out:
+            reports.write_json(FLAGS.out, r)
+            print(f"wrote {FLAGS.out}")
+        return 0
     if not FLAGS.workdir or (bool(FLAGS.danmaku) + bool(FLAGS.split) + FLAGS.lm_only != 1):
         print("error: give --workdir and one of --danmaku=DIR, --split=validation|test or --lm_only "
               "(or --compare=A.json,B.json)", file=sys.stderr)
@@ -527,11 +627,12 @@ def main(argv):
         if FLAGS.split:
             if FLAGS.split not in ("validation", "test"):
                 raise runs.ConfigError(f"--split={FLAGS.split!r}: use validation or test")
-            comments = split_comments(config.data.dir, FLAGS.split)
+            comments, videos = split_comments_and_videos(config.data.dir, FLAGS.split)
             source = f"the {FLAGS.split} split of {config.data.dir}"
         else:
-            comments, source = folder_comments(FLAGS.danmaku), FLAGS.danmaku
-        r = score(FLAGS.workdir, comments, source, FLAGS.k, FLAGS.max_comments, gru_steps=FLAGS.gru_steps or None)
+            (comments, videos), source = folder_comments_and_files(FLAGS.danmaku), FLAGS.danmaku
+        r = score(FLAGS.workdir, comments, source, FLAGS.k, FLAGS.max_comments, gru_steps=FLAGS.gru_steps or None,
+                  videos=videos)
     except (runs.RunError, runs.ConfigError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -561,6 +662,11 @@ def main_compare(paths: str) -> int:
     for name, label in (("vae", "sentence VAE"), ("ngram", "n-gram LM"), ("gru_lm", "GRU LM")):
         v, lo, hi = r[f"{name}_a_minus_b"]
         print(f"  {label:<13} {v:+.4f} [{lo:+.4f}, {hi:+.4f}]" + ("" if lo <= 0 <= hi else "  (excludes 0)"))
+    if "by_video" in r:
+        print(f"the same, with the interval over the {r['by_video']['videos']} videos (whole videos resampled):")
+        for name, label in (("vae", "sentence VAE"), ("ngram", "n-gram LM"), ("gru_lm", "GRU LM")):
+            v, lo, hi = r["by_video"][f"{name}_a_minus_b"]
+            print(f"  {label:<13} {v:+.4f} [{lo:+.4f}, {hi:+.4f}]" + ("" if lo <= 0 <= hi else "  (excludes 0)"))
     return 0
 
 
@@ -571,6 +677,9 @@ if __name__ == "__main__":
     flags.DEFINE_string("danmaku", "", "Score every danmaku file below this folder (any supported format) ...")
     flags.DEFINE_string("split", "", "... or this split of the run's own dataset (validation or test).")
     flags.DEFINE_string("out", "", "Also write the numbers as JSON here.")
+    flags.DEFINE_string("intervals", "", "A kept --out file: print its table again, with the paired intervals over "
+                        "the comments and over the videos computed from its per-comment NLLs (seconds, no model run; "
+                        "with --out, write it so).")
     flags.DEFINE_integer("k", 64, "Importance samples per comment for the VAE's bound.")
     flags.DEFINE_integer("max_comments", 3000, "Score at most this many comments (a fixed random subset).")
     flags.DEFINE_integer("gru_steps", 0, "Steps of the GRU LM when it is trained (0: the VAE's train.num_steps).")

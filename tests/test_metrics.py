@@ -208,6 +208,37 @@ def test_paired_difference_matches_a_direct_loop_and_cancels_what_frames_share()
     assert metrics.paired_ratio_difference(a, den, a, den, draws) == (0.0, 0.0, 0.0)
 
 
+def test_a_bootstrap_over_groups_draws_whole_groups_and_sees_what_they_share():
+    """group_bootstrap_weights: every resample draws as many groups as there are, with replacement, and an
+    item weighs as often as its group was drawn. Where the items of a group share an effect (one video's
+    comments), the interval over the groups has the width of the between-group closed form, and the one
+    over the items is far too narrow; with one item per group the two agree."""
+    groups = np.repeat([f"v{g}" for g in range(20)], 150)
+    w = metrics.group_bootstrap_weights(groups, 3000, seed=5)
+    assert w.shape == (3000, 3000)
+    per_group = w[:, ::150]                                # one item of each group
+    assert np.array_equal(np.repeat(per_group, 150, axis=1), w) and (per_group.sum(axis=1) == 20).all()
+    assert per_group.mean() == pytest.approx(1.0, abs=0.02) and per_group.var() == pytest.approx(0.95, abs=0.05)
+    rng = np.random.default_rng(6)
+    effect = np.repeat(rng.normal(0, 0.1, 20), 150)       # what a group's items share
+    x = effect + rng.normal(0, 0.05, 3000)
+    ones = np.ones(3000)
+    by_group = metrics.percentile_interval(metrics.weighted_ratios(x, ones, w))
+    by_item = metrics.percentile_interval(metrics.bootstrap_ratios(x, ones, metrics.bootstrap_resamples(3000, 3000, 5)))
+    means = x.reshape(20, 150).mean(axis=1)
+    half = 1.96 * means.std() / math.sqrt(20)             # the normal interval of a mean of 20 group means
+    assert by_group[1] - by_group[0] == pytest.approx(2 * half, rel=0.15)
+    assert by_item[1] - by_item[0] < 0.3 * (by_group[1] - by_group[0])
+    # one item per group: the item bootstrap, in distribution
+    single = metrics.percentile_interval(metrics.weighted_ratios(x[:400], ones[:400], metrics.group_bootstrap_weights(
+        np.arange(400), 3000, seed=7)))
+    item = metrics.percentile_interval(metrics.bootstrap_ratios(x[:400], ones[:400], metrics.bootstrap_resamples(400, 3000, 7)))
+    assert single[1] - single[0] == pytest.approx(item[1] - item[0], rel=0.1)
+    # a ratio of sums: items weigh by their denominators, and a resample with no denominator is nan
+    assert metrics.weighted_ratios([1, 3], [1, 1], np.array([[2, 0], [0, 0]]))[0] == 1.0
+    assert np.isnan(metrics.weighted_ratios([1, 3], [1, 1], np.array([[0, 0]]))[0])
+
+
 @pytest.fixture(scope="module")
 def default_world(tmp_path_factory):
     """The embedded default dataset (configs/default.py's world), built once for this module."""

@@ -58,6 +58,21 @@ def test_scores_and_their_relations(trained):
     # Split by whether a scored comment copies a train comment, the per-token NLLs recombine to the totals.
     groups = r["by_copy"].values()
     assert sum(g["comments"] for g in groups) == r["comments"] and sum(g["tokens"] for g in groups) == r["tokens"]
+    # Scored without videos, a kept scoring of a split gets its intervals over the videos from its per-comment
+    # NLLs and the split's files (--intervals); a split that no longer holds those comments is refused.
+    assert "by_video" not in r and "videos" not in r["each"]
+    kept = dict(r, source=f"the test split of {config.data.dir}")
+    again = text_score.intervals_of(kept)
+    files = {c: v for c, v in zip(*text_score.split_comments_and_videos(config.data.dir, "test"))}
+    assert again["by_video"]["bootstrap"]["videos"] == len({files[c] for c in text_score.scored_subset(comments, 150)})
+    assert 2 <= again["by_video"]["bootstrap"]["videos"] <= 4          # the test files (10 % of 40)
+    for key in ("vae_minus_ngram", "vae_minus_gru_lm"):
+        assert again["by_video"][key][0] == pytest.approx(r[key][0], abs=1e-4) == again[key][0]
+        assert again[key][1:] == pytest.approx(r[key][1:], abs=1e-4)     # the same resamples (NLLs kept to 5 decimals)
+    with pytest.raises(text_score.runs.RunError, match="no longer holds the comments"):
+        text_score.intervals_of(dict(kept, each=dict(r["each"], comments_sha256="0")))
+    with pytest.raises(text_score.runs.RunError, match="kept no videos"):
+        text_score.intervals_of(dict(r, source="some folder"))
     for name in ("vae", "ngram", "gru_lm"):
         total = sum(g[f"{name}_nll_per_char"] * g["tokens"] for g in groups) / r["tokens"]
         assert total == pytest.approx(r[f"{name}_nll_per_char"], rel=1e-5)
@@ -242,10 +257,20 @@ def test_cli_scores_a_folder_and_writes_json(trained, tmp_path, capsys):
     assert "VAE - n-gram" in r.stdout and "bootstrap interval over the 100 comments" in r.stdout
     got = json.loads(out.read_text(encoding="utf-8"))
     assert got["comments"] == 100 and got["k"] == 4
+    # A folder's files are its videos: the intervals over them are printed and kept, each comment's file too.
+    assert f"interval over the {got['by_video']['bootstrap']['videos']} videos" in r.stdout
+    assert len(got["each"]["videos"]) == 100 and set(got["each"]["videos"]) <= {f"video{f:02d}" for f in range(40)}
+    assert got["by_video"]["bootstrap"]["videos"] == len(set(got["each"]["videos"])) > 10
+    again = subprocess.run([sys.executable, "-m", "ega_jax.text_score", f"--intervals={out}"], capture_output=True,
+                           text=True, cwd=REPO, timeout=600)      # the same table from the kept file, no model run
+    assert again.returncode == 0, again.stderr[-3000:]
+    line = lambda text: [x for x in text.splitlines() if x.startswith("    VAE - n-gram")]
+    assert line(again.stdout) == line(r.stdout) and len(line(r.stdout)) == 2
     from ega_jax import text_score     # --compare=A.json,B.json (in this process: it only reads the files)
     assert text_score.main_compare(f"{out},{out}") == 0
     printed = capsys.readouterr()
     assert "100 comments" in printed.out and "sentence VAE  +0.0000 [+0.0000, +0.0000]" in printed.out, printed
+    assert printed.out.count("sentence VAE  +0.0000 [+0.0000, +0.0000]") == 2 and "interval over the" in printed.out
     assert text_score.main_compare(str(out)) == 2 and "give two --out files" in capsys.readouterr().err
     bad = subprocess.run([sys.executable, "-m", "ega_jax.text_score", f"--workdir={w}"], capture_output=True,
                          text=True, cwd=REPO, timeout=600)
@@ -308,6 +333,18 @@ def test_paired_intervals_of_the_vae_against_the_language_models():
     r = text_score.paired_intervals(base + d, base, base, length)
     value, lo, hi = r["vae_minus_ngram"]
     assert value == pytest.approx(d.sum() / (8 * n)) and lo < value < hi
+    # Over the videos: 30 videos of 100 comments, each video with its own difference (a whole video easier
+    # for one model): the same differences, an interval that sees the videos' spread, not the comments'.
+    shift = np.repeat(rng.normal(0, 0.5, 30), 100) * 8
+    r = text_score.paired_intervals(base + shift, base, base, length, videos=[f"v{i // 100}" for i in range(n)])
+    v = r["by_video"]
+    assert v["bootstrap"]["over"] == "videos" and v["bootstrap"]["videos"] == 30
+    for key in ("vae_minus_ngram", "vae_minus_gru_lm", "vae_over_gru_lm_minus_1"):
+        assert v[key][0] == r[key][0] and v[key][1] <= v[key][0] <= v[key][2]
+    half = 1.96 * shift.reshape(30, 100).mean(axis=1).std() / 8 / np.sqrt(30)
+    assert v["vae_minus_ngram"][2] - v["vae_minus_ngram"][1] == pytest.approx(2 * half, rel=0.2)
+    assert r["vae_minus_ngram"][2] - r["vae_minus_ngram"][1] < 0.5 * 2 * half
+    assert "by_video" not in text_score.paired_intervals(base, base, base, length)
     half = 1.96 * d.std() / np.sqrt(n) / 8
     assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
     # Paired: a comment hard for both models (the spread of `base`) does not widen the interval.
