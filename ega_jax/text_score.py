@@ -500,6 +500,8 @@ def lm_only(workdir: str, gru_steps: int | None = None, log=print, config=None, 
         else:
             runs.save_config(config, workdir)
     config = runs.load_config(workdir)
+    if config.data.danmaku_only:         # a text-only dataset is built on first use, as the main job builds it
+        runs.resolve_dataset(config, log)
     vocab = load_vocab(config.data.dir)
     ngram, info_ngram, gru, info_gru = language_models(workdir, config, vocab, config.data.dir, gru_steps, log)
     # The two LMs on the validation comments the scoring of W's VAE uses, paired: whether the decoder's

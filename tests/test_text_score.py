@@ -153,16 +153,21 @@ def test_lm_only_trains_the_language_models_of_an_unfinished_run(trained, tmp_pa
 
 
 def test_lm_only_with_a_config_trains_a_decoders_language_models_before_any_vae(trained, tmp_path):
-    """--lm_only --config=... in an empty workdir: the config (with its overrides) is saved as W's and its LMs
-    are trained there; a kept LM is refused for other settings (steps, dropout), and so is a W of another config."""
+    """--lm_only --config=... in an empty workdir: the text-only dataset is built (first use), the config (with
+    its overrides) is saved as W's and its LMs are trained there; a kept LM is refused for other settings
+    (steps, dropout), and so is a W of another config."""
     from ega_jax import runs, text_score
     _, root = trained
     w = tmp_path / "lm"
     args = [f"--workdir={w}", "--lm_only", "--gru_steps=4", "--config=configs/text_vae_real.py",
-            f"--config.data.dir={root / 'data'}", *TINY, "--config.text_vae.decoder_dropout=0.25"]
+            f"--config.data.danmaku_only={root / 'danmaku'}", f"--config.data.dir={tmp_path / 'data'}", *TINY,
+            "--config.text_vae.decoder_dropout=0.25"]
     r = subprocess.run([sys.executable, "-m", "ega_jax.text_score", *args], capture_output=True, text=True,
                        cwd=REPO, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
+    # the same split by file as the main job's build of the same folder
+    built, main_built = (json.loads((d / "summary.json").read_text()) for d in (tmp_path / "data", root / "data"))
+    assert "building a text-only dataset" in r.stdout and built["split_files"] == main_built["split_files"]
     assert "GRU LM: step" in r.stdout and "n-gram LM: order" in r.stdout, r.stdout
     assert "validation comments the scoring uses" in r.stdout and "GRU LM - n-gram" in r.stdout, r.stdout
     config = runs.load_config(str(w))
