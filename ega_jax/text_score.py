@@ -339,7 +339,8 @@ def paired_intervals(vae_each, ngram_each, gru_each, lengths, resamples: int = B
     the VIDEOS ("by_video": every resample draws whole videos, the same for all three models). Comments of
     one video are not independent draws, and a split holds a handful of videos: the interval over the
     comments says how sure the figure is for these videos, the one over the videos how sure it is for
-    other videos like them, which is what a test split stands for. It is the wider one."""
+    other videos like them, which is what a test split stands for. It is usually the wider one, but with
+    a handful of videos whose differences agree it can come out narrower: report both."""
     lengths = np.asarray(lengths, float)
     each = [np.asarray(v, float) for v in (vae_each, ngram_each, gru_each)]
 
@@ -607,7 +608,7 @@ def main(argv):
         return 0
     if not FLAGS.workdir or (bool(FLAGS.danmaku) + bool(FLAGS.split) + FLAGS.lm_only != 1):
         print("error: give --workdir and one of --danmaku=DIR, --split=validation|test or --lm_only "
-              "(or --compare=A.json,B.json)", file=sys.stderr)
+              "(or --compare=A.json,B.json, or --intervals=FILE.json)", file=sys.stderr)
         return 2
     try:
         if FLAGS.lm_only:
