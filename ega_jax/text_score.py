@@ -357,9 +357,15 @@ def paired_intervals(vae_each, ngram_each, gru_each, lengths, resamples: int = B
            **differences(lambda num, den: metrics.bootstrap_ratios(num, den, draws))}
     if videos is not None:
         weights = metrics.group_bootstrap_weights(videos, resamples, seed)
+        names = np.asarray([str(v) for v in videos])
+        # each video's own differences (comments, VAE - n-gram, VAE - GRU LM), most comments first
+        own = [[v, int((names == v).sum()), *(float((each[0][names == v].sum() - other[names == v].sum())
+                                                   / lengths[names == v].sum()) for other in each[1:])]
+               for v in sorted(set(names), key=lambda v: (-(names == v).sum(), v))]
         out["by_video"] = {"bootstrap": {"resamples": resamples, "level": level, "over": "videos",
-                                         "videos": len(set(map(str, videos)))},
-                           **differences(lambda num, den: metrics.weighted_ratios(num, den, weights))}
+                                         "videos": len(own)},
+                           **differences(lambda num, den: metrics.weighted_ratios(num, den, weights)),
+                           "each_video": own}
     return out
 
 
@@ -561,7 +567,10 @@ def video_line(v: dict) -> str:
     return (f"  the same, [{100 * v['bootstrap']['level']:.0f}% interval over the {v['bootstrap']['videos']} videos "
             f"(whole videos resampled; {v['bootstrap']['resamples']} resamples)]:\n"
             f"    VAE - n-gram {i(v['vae_minus_ngram'])}   VAE - GRU LM {i(v['vae_minus_gru_lm'])}   "
-            f"VAE / GRU LM - 1 {i(v['vae_over_gru_lm_minus_1'], True)}")
+            f"VAE / GRU LM - 1 {i(v['vae_over_gru_lm_minus_1'], True)}"
+            + ("" if "each_video" not in v else "\n    each video's own VAE - n-gram: above 0 in "
+               f"{sum(e[2] > 0 for e in v['each_video'])} of {len(v['each_video'])}, from "
+               f"{min(e[2] for e in v['each_video']):+.3f} to {max(e[2] for e in v['each_video']):+.3f}"))
 
 
 def intervals_of(r: dict) -> dict:
@@ -602,6 +611,9 @@ def main(argv):
             print(f"error: {e}", file=sys.stderr)
             return 2
         print(table(r))
+        print("each video (comments scored): VAE - n-gram, VAE - GRU LM, NLL per token")
+        for v, n, d_ngram, d_gru in r["by_video"]["each_video"]:
+            print(f"  {v} ({n}): {d_ngram:+.3f}, {d_gru:+.3f}")
         if FLAGS.out:
             reports.write_json(FLAGS.out, r)
             print(f"wrote {FLAGS.out}")

@@ -271,6 +271,8 @@ def test_cli_scores_a_folder_and_writes_json(trained, tmp_path, capsys):
     assert again.returncode == 0, again.stderr[-3000:]
     line = lambda text: [x for x in text.splitlines() if x.startswith("    VAE - n-gram")]
     assert line(again.stdout) == line(r.stdout) and len(line(r.stdout)) == 2
+    per_video = [x for x in again.stdout.splitlines() if x.startswith("  video")]    # a line per video
+    assert len(per_video) == got["by_video"]["bootstrap"]["videos"]
     from ega_jax import text_score     # --compare=A.json,B.json (in this process: it only reads the files)
     assert text_score.main_compare(f"{out},{out}") == 0
     printed = capsys.readouterr()
@@ -350,6 +352,12 @@ def test_paired_intervals_of_the_vae_against_the_language_models():
     assert v["vae_minus_ngram"][2] - v["vae_minus_ngram"][1] == pytest.approx(2 * half, rel=0.2)
     assert r["vae_minus_ngram"][2] - r["vae_minus_ngram"][1] < 0.5 * 2 * half
     assert "by_video" not in text_score.paired_intervals(base, base, base, length)
+    # each video's own differences: the video's comments alone, most comments first
+    first = v["each_video"][0]
+    assert len(v["each_video"]) == 30 and [e[1] for e in v["each_video"]] == [100] * 30
+    k = int(first[0][1:])
+    assert first[2] == pytest.approx(shift[100 * k] / 8) and first[3] == pytest.approx(shift[100 * k] / 8)
+    assert f"above 0 in {sum(shift[::100] > 0)} of 30" in text_score.video_line(v)
     half = 1.96 * d.std() / np.sqrt(n) / 8
     assert (hi - lo) / 2 == pytest.approx(half, rel=0.1)
     # Paired: a comment hard for both models (the spread of `base`) does not widen the interval.
