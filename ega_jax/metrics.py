@@ -323,7 +323,11 @@ def bootstrap_ratios(num, den, draws: np.ndarray) -> np.ndarray:
     """sum(num) / sum(den) on every bootstrap resample of the frames (draws: bootstrap_resamples); nan
     where a resample has no denominator."""
     num, den = np.asarray(num, float), np.asarray(den, float)
-    n, d = num[draws].sum(axis=1), den[draws].sum(axis=1)
+    return _ratios(num[draws].sum(axis=1), den[draws].sum(axis=1))
+
+
+def _ratios(n: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """n / d per resample, nan where a resample has no denominator."""
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(d > 0, n / np.where(d > 0, d, 1), np.nan)
 
@@ -345,9 +349,7 @@ def group_bootstrap_weights(groups: Sequence, resamples: int = 1000, seed: int =
 def weighted_ratios(num, den, weights: np.ndarray) -> np.ndarray:
     """sum(w * num) / sum(w * den) for every row of weights (group_bootstrap_weights); nan where a row has
     no denominator."""
-    n, d = weights @ np.asarray(num, float), weights @ np.asarray(den, float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(d > 0, n / np.where(d > 0, d, 1), np.nan)
+    return _ratios(weights @ np.asarray(num, float), weights @ np.asarray(den, float))
 
 
 def percentile_interval(boot: np.ndarray, level: float = 0.95) -> tuple[float, float]:
